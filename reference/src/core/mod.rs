@@ -1,0 +1,1 @@
+//! Placeholder: the sans-IO server core.
