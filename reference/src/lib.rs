@@ -14,6 +14,7 @@
 //! Every layout assumes x86_64 Linux, glibc, LP64, little-endian, 64-byte cache lines — the
 //! platform the VPP layouts in `shared/spec/` were computed for.
 
+pub mod cli;
 pub mod core;
 pub mod io;
 pub mod shm;
