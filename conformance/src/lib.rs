@@ -1,1 +1,24 @@
-//! placeholder
+//! `sapi-conformance`: scenarios that drive any implementation of VPP's application socket API
+//! (SAPI) through its socket and say, with evidence, where it deviates from
+//! `shared/spec/`.
+//!
+//! Rooms, data flowing one way — `client` → `wire`/`shm` decoders → a scenario's verdict →
+//! `report`:
+//!
+//! * [`wire`] — the suite's own offset-based reading and writing of the 209-byte datagrams.
+//! * [`shm`] — the suite's own bounds-checked readers of segments and message queues.
+//! * [`fds`] — what an fd is (memfd, eventfd, …) and what a process holds, asked of `/proc`.
+//! * [`client`] — a SAPI client over real `SOCK_SEQPACKET` sockets with `SCM_RIGHTS`.
+//! * [`target`] — the server under test: the embedded reference (a child process), a socket
+//!   path or an abstract name; its pid, triggers and restart.
+//! * [`scenarios`] — the checks, one module per area, each with a stable name and spec section.
+//! * [`runner`] — filtering, expect-fail, parallelism, liveness after every scenario.
+//! * [`report`] — human summary, JSON and JUnit.
+//!
+//! The suite never shares code with what it checks: it may start the reference only as a target
+//! (`sapi_reference::cli::run`, behind the `embedded-reference` feature).
+
+pub mod client;
+pub mod fds;
+pub mod shm;
+pub mod wire;
