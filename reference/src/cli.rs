@@ -2,10 +2,171 @@
 //! conformance suite's embedded target) can run the reference as a child process of their own
 //! binary without linking to its internals.
 //!
-//! Placeholder: filled by the server work.
+//! Owns argument parsing and exit codes. It must never hold server state: `serve` hands over to
+//! [`crate::io`], every other command is a client of the admin socket.
 
 use std::ffi::OsString;
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::core::{AdminCommand, Fault, Faults};
+use crate::io::admin::{AdminRequest, request};
+use crate::io::{ServeConfig, serve};
+use crate::wire::Profile;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sapi-reference",
+    version,
+    about = "Reference server of VPP's session-layer application socket API"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+struct RuntimeDir {
+    /// Directory holding app_ns_sockets/ and the admin socket [default: /run/vpp as root,
+    /// /run/user/<euid>/vpp otherwise, as VPP].
+    #[arg(long, value_name = "DIR")]
+    runtime_dir: Option<PathBuf>,
+}
+
+impl RuntimeDir {
+    fn get(&self) -> PathBuf {
+        self.runtime_dir.clone().unwrap_or_else(default_runtime_dir)
+    }
+}
+
+/// VPP's default runtime directory for the current user.
+pub fn default_runtime_dir() -> PathBuf {
+    let euid = nix::unistd::geteuid();
+    if euid.is_root() {
+        PathBuf::from("/run/vpp")
+    } else {
+        PathBuf::from(format!("/run/user/{euid}/vpp"))
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server until SIGINT or SIGTERM. Prints `READY` on stdout once listening.
+    Serve {
+        #[command(flatten)]
+        dir: RuntimeDir,
+        /// Another namespace: `ID` or `ID,sock-name=PATH` (`abstract:NAME` for an abstract
+        /// socket). `default` always exists.
+        #[arg(long = "namespace", value_name = "ID[,sock-name=PATH]")]
+        namespaces: Vec<String>,
+        /// Simulated VPP worker threads: one VPP mq per thread (workers + main).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=63))]
+        workers: u8,
+        /// Protocol revision to speak.
+        #[arg(long, default_value = "head", value_parser = parse_profile)]
+        profile: Profile,
+        /// TEST ONLY: deviate from the protocol on purpose (`list` prints the names).
+        #[arg(long = "inject-fault", value_name = "NAME")]
+        faults: Vec<String>,
+    },
+    /// Print namespaces, sockets, apps, workers, segments (like VPP's `show app ns ... api-clients`).
+    Show {
+        #[command(flatten)]
+        dir: RuntimeDir,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add or delete a namespace of a running server.
+    #[command(subcommand)]
+    Ns(NsCommand),
+    /// Add or delete a segment of a worker of a running server.
+    #[command(subcommand)]
+    Segment(SegmentCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum NsCommand {
+    /// Create a namespace and its listener.
+    Add {
+        /// Namespace id.
+        id: String,
+        /// Socket name (path or abstract:NAME).
+        #[arg(long)]
+        sock_name: Option<String>,
+        #[command(flatten)]
+        dir: RuntimeDir,
+    },
+    /// Delete a namespace: its apps are freed and all its sockets closed.
+    Del {
+        /// Namespace id.
+        id: String,
+        #[command(flatten)]
+        dir: RuntimeDir,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SegmentCommand {
+    /// Send a worker a new segment (SEND_FDS, then APP_ADD_SEGMENT on its mq).
+    Add {
+        /// App index.
+        #[arg(long)]
+        app: u32,
+        /// Worker map index.
+        #[arg(long, default_value_t = 0)]
+        worker: u32,
+        #[command(flatten)]
+        dir: RuntimeDir,
+    },
+    /// Take a segment back (APP_DEL_SEGMENT on the worker's mq).
+    Del {
+        /// App index.
+        #[arg(long)]
+        app: u32,
+        /// Worker map index.
+        #[arg(long, default_value_t = 0)]
+        worker: u32,
+        /// Segment handle (decimal or 0x-hex).
+        #[arg(long, value_parser = parse_u64)]
+        handle: u64,
+        #[command(flatten)]
+        dir: RuntimeDir,
+    },
+}
+
+fn parse_profile(s: &str) -> Result<Profile, String> {
+    s.parse::<Profile>().map_err(|e| e.to_string())
+}
+
+fn parse_u64(s: &str) -> Result<u64, String> {
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    r.map_err(|e| format!("{s:?} is not a number: {e}"))
+}
+
+/// Splits `ID[,sock-name=PATH]`.
+fn parse_namespace(s: &str) -> Result<(String, Option<String>), String> {
+    let (id, rest) = match s.split_once(',') {
+        Some((id, rest)) => (id, Some(rest)),
+        None => (s, None),
+    };
+    let sock = match rest {
+        None => None,
+        Some(r) => Some(
+            r.strip_prefix("sock-name=")
+                .ok_or_else(|| format!("--namespace {s:?}: expected ID,sock-name=PATH"))?
+                .to_owned(),
+        ),
+    };
+    Ok((id.to_owned(), sock))
+}
 
 /// Runs the `sapi-reference` CLI with `args` (the first item is the program name).
 pub fn run<I, T>(args: I) -> ExitCode
@@ -13,6 +174,142 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let _ = args.into_iter().map(Into::into).collect::<Vec<OsString>>();
-    ExitCode::FAILURE
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match cli.command {
+        Command::Serve {
+            dir,
+            namespaces,
+            workers,
+            profile,
+            faults,
+        } => run_serve(dir.get(), &namespaces, workers, profile, &faults),
+        Command::Show { dir, json } => admin(&dir, AdminCommand::Show, json),
+        Command::Ns(NsCommand::Add { id, sock_name, dir }) => {
+            admin(&dir, AdminCommand::NsAdd { id, sock_name }, false)
+        }
+        Command::Ns(NsCommand::Del { id, dir }) => admin(&dir, AdminCommand::NsDel { id }, false),
+        Command::Segment(SegmentCommand::Add { app, worker, dir }) => {
+            admin(&dir, AdminCommand::SegmentAdd { app, wrk: worker }, false)
+        }
+        Command::Segment(SegmentCommand::Del {
+            app,
+            worker,
+            handle,
+            dir,
+        }) => admin(
+            &dir,
+            AdminCommand::SegmentDel {
+                app,
+                wrk: worker,
+                handle,
+            },
+            false,
+        ),
+    }
+}
+
+fn admin(dir: &RuntimeDir, command: AdminCommand, json: bool) -> ExitCode {
+    match request(&dir.get(), &AdminRequest { command, json }) {
+        Ok(body) => {
+            print!("{body}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sapi-reference: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_serve(
+    runtime_dir: PathBuf,
+    namespaces: &[String],
+    workers: u8,
+    profile: Profile,
+    fault_names: &[String],
+) -> ExitCode {
+    if fault_names.iter().any(|f| f == "list") {
+        for f in Fault::ALL {
+            println!("{f}");
+        }
+        return ExitCode::SUCCESS;
+    }
+    let mut faults = Faults::default();
+    for name in fault_names {
+        match name.parse::<Fault>() {
+            Ok(f) => faults.insert(f),
+            Err(e) => {
+                eprintln!("sapi-reference: --inject-fault: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let mut extra = Vec::new();
+    for ns in namespaces {
+        match parse_namespace(ns) {
+            Ok(x) => extra.push(x),
+            Err(e) => {
+                eprintln!("sapi-reference: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    init_tracing();
+    let stop = match stop_on_signals() {
+        Ok(fd) => fd,
+        Err(e) => {
+            eprintln!("sapi-reference: cannot watch SIGINT/SIGTERM: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cfg = ServeConfig {
+        runtime_dir,
+        namespaces: extra,
+        vpp_workers: workers,
+        profile,
+        faults,
+    };
+    let result = serve(cfg, Some(stop), |_| {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "READY");
+        let _ = out.flush();
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sapi-reference: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Blocks SIGINT and SIGTERM and returns a signalfd that becomes readable when one arrives.
+fn stop_on_signals() -> nix::Result<OwnedFd> {
+    use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
+    let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
+    Ok(OwnedFd::from(sfd))
 }

@@ -1,0 +1,87 @@
+//! Test-only mutations of the reference, used to prove that conformance scenarios catch real
+//! deviations (`sapi-reference serve --inject-fault NAME`).
+//!
+//! Owns the list of faults and their names. A fault must never be enabled by default, and each one
+//! must change exactly one observable behaviour.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// One deliberate deviation from the protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Fault {
+    /// ATTACH_REPLY carries the app segment before the mqs segment.
+    WrongFdOrder,
+    /// ATTACH_REPLY announces the mq eventfd (flag and count) but does not send it.
+    MissingEventfd,
+    /// A closed socket's workers are kept (the app is never detached).
+    NoCrashDetach,
+    /// ATTACH_REPLY is sent as 208 bytes.
+    ShortReply,
+    /// A second ATTACH on a socket answers −13 (NOAPP) instead of −14 (APP_ATTACHED).
+    WrongRetval,
+    /// The app mq's control ring is created with 128-byte elements instead of 256.
+    BadRingSize,
+}
+
+impl Fault {
+    /// Every fault, in the order `--inject-fault list` prints them.
+    pub const ALL: [Fault; 6] = [
+        Fault::WrongFdOrder,
+        Fault::MissingEventfd,
+        Fault::NoCrashDetach,
+        Fault::ShortReply,
+        Fault::WrongRetval,
+        Fault::BadRingSize,
+    ];
+
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::WrongFdOrder => "wrong-fd-order",
+            Fault::MissingEventfd => "missing-eventfd",
+            Fault::NoCrashDetach => "no-crash-detach",
+            Fault::ShortReply => "short-reply",
+            Fault::WrongRetval => "wrong-retval",
+            Fault::BadRingSize => "bad-ring-size",
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A fault name that is not in [`Fault::ALL`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown fault {0:?} (see --inject-fault list)")]
+pub struct UnknownFault(pub String);
+
+impl FromStr for Fault {
+    type Err = UnknownFault;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Fault::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| UnknownFault(s.to_owned()))
+    }
+}
+
+/// The set of enabled faults.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Faults(u8);
+
+impl Faults {
+    /// Enables `fault`.
+    pub fn insert(&mut self, fault: Fault) {
+        self.0 |= 1 << fault as u8;
+    }
+
+    /// Whether `fault` is enabled.
+    pub fn has(self, fault: Fault) -> bool {
+        self.0 & (1 << fault as u8) != 0
+    }
+}
