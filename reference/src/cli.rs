@@ -265,6 +265,7 @@ fn run_serve(
         }
     }
     init_tracing();
+    raise_nofile_limit();
     let stop = match stop_on_signals() {
         Ok(fd) => fd,
         Err(e) => {
@@ -312,4 +313,15 @@ fn stop_on_signals() -> nix::Result<OwnedFd> {
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
     let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
     Ok(OwnedFd::from(sfd))
+}
+
+/// Raises the soft open-file limit to the hard one: every attached app costs the server a socket,
+/// a memfd and maybe an eventfd, and the default soft limit of 1024 would stop it near 300 apps.
+fn raise_nofile_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_err() {
+            tracing::warn!(soft, hard, "cannot raise RLIMIT_NOFILE");
+        }
+    }
 }
