@@ -59,7 +59,10 @@ fn error_messages_name_the_offending_value() {
         .to_string(),
         NameError::TooLong { len: 64 }.to_string(),
         NameError::ContainsNul { at: 3 }.to_string(),
-        "x".parse::<Profile>().map(|_| ()).unwrap_err().to_string(),
+        "x".parse::<Profile>()
+            .map(|_| ())
+            .expect_err("not a profile")
+            .to_string(),
     ]
     .into();
     insta::assert_snapshot!(errors.join("\n"));
