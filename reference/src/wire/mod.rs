@@ -51,10 +51,6 @@ use std::str::FromStr;
 /// (`sizeof(app_sapi_msg_t)`: one type byte plus the 208-byte ATTACH body, the largest member).
 pub const MSG_LEN: usize = 209;
 
-/// Largest certificate+key total VPP accepts in ADD_DEL_CERT_KEY (spec §6.3); a larger
-/// `certkey_len` is refused without reading the data datagram.
-pub const CERTKEY_MAX_LEN: u16 = 20000;
-
 /// Which revision of the protocol a peer speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Profile {
