@@ -19,6 +19,11 @@
 //! (`sapi_reference::cli::run`, behind the `embedded-reference` feature).
 
 pub mod client;
+pub mod debug_client;
 pub mod fds;
+pub mod report;
+pub mod runner;
+pub mod scenarios;
 pub mod shm;
+pub mod target;
 pub mod wire;

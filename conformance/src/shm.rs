@@ -537,7 +537,8 @@ pub fn ssvm_violations(h: &SsvmHeader, file_size: u64) -> Vec<String> {
     if h.seg_type != ssvm::TYPE_MEMFD {
         v.push(format!("ssvm.type = {}, expected 1 (MEMFD)", h.seg_type));
     }
-    if h.opaque0 < ssvm::HEADER_LEN as u64 || h.opaque0 % 8 != 0 || h.opaque0 >= file_size {
+    if h.opaque0 < ssvm::HEADER_LEN as u64 || !h.opaque0.is_multiple_of(8) || h.opaque0 >= file_size
+    {
         v.push(format!(
             "ssvm.opaque[0] = {:#x}, expected an 8-aligned offset past the 120-byte header and inside the file",
             h.opaque0
@@ -696,12 +697,12 @@ mod tests {
         assert!(e.to_string().contains("mq.n_rings"), "{e}");
         let mut img = observed_app_segment();
         put64(&mut img, ssvm::OPAQUE0, 1 << 40);
-        let e = Segment::open(&memfd_with(&img), false).expect_err("bad opaque");
+        let e = Segment::open(memfd_with(&img), false).expect_err("bad opaque");
         assert!(e.to_string().contains("fsh."), "{e}");
         // A huge queue length must not make the reader walk off the mapping.
         let mut img = observed_app_segment();
         put32(&mut img, 0x2000 + 0x140 + 8 + mq::Q_MAXSIZE, u32::MAX);
-        let seg = Segment::open(&memfd_with(&img), false).expect("segment");
+        let seg = Segment::open(memfd_with(&img), false).expect("segment");
         assert!(seg.mq_at(0x140).is_err());
     }
 
@@ -723,7 +724,7 @@ mod tests {
             el + add_segment_evt::SEGMENT_HANDLE,
             0x1_0000_0001,
         );
-        let seg = Segment::open(&memfd_with(&img), false).expect("segment");
+        let seg = Segment::open(memfd_with(&img), false).expect("segment");
         let m = seg.mq_at(0x140).expect("mq");
         let msgs = seg.peek(&m).expect("one");
         assert_eq!(msgs.len(), 1);

@@ -1,0 +1,321 @@
+//! Runs the selected scenarios against a target: filtering by glob, expect-fail bookkeeping,
+//! `-j N` parallelism (exclusive scenarios run alone), a liveness check after every scenario
+//! ("target died during <scenario>" → the rest SKIP, or a restart), and a live progress line.
+//!
+//! Must never: decide a scenario's verdict itself (only map its evidence to a status), or hide a
+//! failure: an expected failure that passes is reported as an unexpected pass.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use crate::report::{Report, ScenarioResult, Status};
+use crate::scenarios::{Check, Ctx, Scenario, ScenarioError};
+use crate::target::Target;
+use crate::wire::Profile;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error("bad --filter glob {glob:?}: {source}")]
+    Glob {
+        glob: String,
+        source: globset::Error,
+    },
+    #[error("reading expect-fail file {path}: {source}")]
+    ExpectFailRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("parsing expect-fail file {path}: {source}")]
+    ExpectFailParse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("expect-fail file {path}: entry {key:?} must be a string (the reason)")]
+    ExpectFailValue { path: PathBuf, key: String },
+}
+
+/// Scenario name → reason it is expected to fail on this target.
+pub type ExpectFail = BTreeMap<String, String>;
+
+/// Reads a TOML file of `"scenario.name" = "reason"` entries (top level, or under `[expect-fail]`).
+pub fn load_expect_fail(path: &Path) -> Result<ExpectFail, RunnerError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RunnerError::ExpectFailRead {
+        path: path.into(),
+        source,
+    })?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|source| RunnerError::ExpectFailParse {
+            path: path.into(),
+            source,
+        })?;
+    let table = match table.get("expect-fail") {
+        Some(toml::Value::Table(t)) => t.clone(),
+        _ => table,
+    };
+    let mut out = ExpectFail::new();
+    for (k, v) in table {
+        match v {
+            toml::Value::String(reason) => {
+                out.insert(k, reason);
+            }
+            _ => {
+                return Err(RunnerError::ExpectFailValue {
+                    path: path.into(),
+                    key: k,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Builds a matcher from `--filter` globs (none = everything).
+pub fn filter(globs: &[String]) -> Result<Option<GlobSet>, RunnerError> {
+    if globs.is_empty() {
+        return Ok(None);
+    }
+    let mut b = GlobSetBuilder::new();
+    for g in globs {
+        for part in g.split(',').filter(|p| !p.is_empty()) {
+            b.add(Glob::new(part).map_err(|source| RunnerError::Glob {
+                glob: part.into(),
+                source,
+            })?);
+        }
+    }
+    b.build().map(Some).map_err(|source| RunnerError::Glob {
+        glob: globs.join(","),
+        source,
+    })
+}
+
+pub fn select(all: Vec<Scenario>, f: &Option<GlobSet>) -> Vec<Scenario> {
+    all.into_iter()
+        .filter(|s| f.as_ref().is_none_or(|g| g.is_match(s.name)))
+        .collect()
+}
+
+pub struct RunConfig {
+    pub profile: Profile,
+    pub timeout: Duration,
+    pub scale: f64,
+    pub jobs: usize,
+    pub exe: PathBuf,
+    pub malformed_dir: Option<PathBuf>,
+    pub expect_fail: ExpectFail,
+    pub progress: bool,
+    pub restart: bool,
+}
+
+/// Runs one scenario and maps its evidence to a status (before expect-fail).
+fn run_one(
+    s: &Scenario,
+    target: &Target,
+    cfg: &RunConfig,
+) -> (Status, Vec<String>, Option<String>) {
+    let ctx = Ctx {
+        target,
+        profile: cfg.profile,
+        timeout: cfg.timeout,
+        scale: cfg.scale,
+        exe: cfg.exe.clone(),
+        malformed_dir: cfg.malformed_dir.clone(),
+        scenario: s.name,
+    };
+    let mut check = Check::default();
+    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (s.run)(&ctx, &mut check)));
+    let mut evidence = check.failures.clone();
+    let status = match res {
+        Ok(Ok(())) if check.failures.is_empty() => Status::Pass,
+        Ok(Ok(())) => Status::Fail,
+        Ok(Err(ScenarioError::Skip(reason))) => {
+            evidence.extend(check.notes);
+            return (Status::Skip, evidence, Some(reason));
+        }
+        Ok(Err(e)) => {
+            evidence.push(e.to_string());
+            Status::Fail
+        }
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            evidence.push(format!("the suite itself panicked (a suite bug): {msg}"));
+            Status::Fail
+        }
+    };
+    evidence.extend(check.notes);
+    (status, evidence, None)
+}
+
+/// Runs `scenarios` against `target`.
+pub fn run(scenarios: &[Scenario], target: &Target, cfg: &RunConfig) -> Report {
+    let started = Instant::now();
+    let results: Mutex<Vec<Option<ScenarioResult>>> = Mutex::new(vec![None; scenarios.len()]);
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let dead: Mutex<Option<String>> = Mutex::new(None);
+    let gate = RwLock::new(());
+    let counts = Mutex::new([0usize; 3]);
+    let tty = cfg.progress && std::io::stderr().is_terminal();
+    let jobs = cfg.jobs.clamp(1, 8);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(s) = scenarios.get(i) else { break };
+                    let t0 = Instant::now();
+                    let died_before = dead.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    let (mut status, mut evidence, mut reason) = if let Some(why) = died_before {
+                        (Status::Skip, vec![], Some(why))
+                    } else {
+                        let r = if s.exclusive {
+                            let _g = gate.write().unwrap_or_else(|p| p.into_inner());
+                            run_one(s, target, cfg)
+                        } else {
+                            let _g = gate.read().unwrap_or_else(|p| p.into_inner());
+                            run_one(s, target, cfg)
+                        };
+                        // Liveness after every scenario.
+                        if let Err(why) = target.check_alive() {
+                            let mut d = dead.lock().unwrap_or_else(|p| p.into_inner());
+                            if d.is_none() {
+                                let msg = format!("target died during {}", s.name);
+                                let mut r = r;
+                                r.0 = Status::Fail;
+                                r.1.insert(0, format!("{msg}: {why}"));
+                                if cfg.restart {
+                                    match target.restart() {
+                                        Ok(()) => r.1.push("target restarted".into()),
+                                        Err(e) => *d = Some(format!("{msg} (restart failed: {e})")),
+                                    }
+                                } else {
+                                    *d = Some(msg);
+                                }
+                                r
+                            } else {
+                                r
+                            }
+                        } else {
+                            r
+                        }
+                    };
+                    if let Some(why) = cfg.expect_fail.get(s.name) {
+                        match status {
+                            Status::Fail => {
+                                status = Status::ExpectedFail;
+                                reason = Some(why.clone());
+                            }
+                            Status::Pass => {
+                                status = Status::UnexpectedPass;
+                                evidence.insert(0, format!("expected to fail ({why}) but passed"));
+                                reason = Some(why.clone());
+                            }
+                            _ => {}
+                        }
+                    }
+                    let res = ScenarioResult {
+                        name: s.name.to_string(),
+                        spec: s.spec.to_string(),
+                        summary: s.summary.to_string(),
+                        status,
+                        duration_ms: t0.elapsed().as_millis() as u64,
+                        reason,
+                        evidence: std::mem::take(&mut evidence),
+                    };
+                    let n = done.fetch_add(1, Ordering::SeqCst) + 1;
+                    if tty {
+                        let mut c = counts.lock().unwrap_or_else(|p| p.into_inner());
+                        match status {
+                            Status::Pass | Status::ExpectedFail => c[0] += 1,
+                            Status::Fail | Status::UnexpectedPass => c[1] += 1,
+                            Status::Skip => c[2] += 1,
+                        }
+                        let mut e = std::io::stderr().lock();
+                        let _ = write!(
+                            e,
+                            "\r\x1b[2K[{n}/{}] ok {} fail {} skip {}  {}",
+                            scenarios.len(),
+                            c[0],
+                            c[1],
+                            c[2],
+                            s.name
+                        );
+                        let _ = e.flush();
+                    }
+                    results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(res);
+                }
+            });
+        }
+    });
+    if tty {
+        let _ = write!(std::io::stderr(), "\r\x1b[2K");
+    }
+    let scenarios: Vec<ScenarioResult> = results
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .flatten()
+        .collect();
+    Report::new(
+        target.description(),
+        cfg.profile,
+        started.elapsed().as_millis() as u64,
+        scenarios,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expect_fail_accepts_top_level_and_table() {
+        let dir = std::env::temp_dir().join(format!("sapi-conf-xf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let a = dir.join("a.toml");
+        std::fs::write(&a, "\"hygiene.unattached_close\" = \"leaks\"\n").expect("write");
+        assert_eq!(
+            load_expect_fail(&a).expect("a")["hygiene.unattached_close"],
+            "leaks"
+        );
+        std::fs::write(&a, "[expect-fail]\n\"x.y\" = \"why\"\n").expect("write");
+        assert_eq!(load_expect_fail(&a).expect("b")["x.y"], "why");
+        std::fs::write(&a, "\"x.y\" = 3\n").expect("write");
+        assert!(load_expect_fail(&a).is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn filters_select_by_glob() {
+        let f = filter(&["attach.reply.*,worker.add.*".into()]).expect("glob");
+        let names: Vec<_> = select(crate::scenarios::all(), &f)
+            .iter()
+            .map(|s| s.name)
+            .collect();
+        assert!(names.contains(&"attach.reply.fd_order"));
+        assert!(names.contains(&"worker.add.bad_app_index"));
+        assert!(!names.iter().any(|n| n.starts_with("hygiene")));
+    }
+
+    #[test]
+    fn scenario_names_are_unique_and_dotted() {
+        let all = crate::scenarios::all();
+        let mut seen = std::collections::HashSet::new();
+        for s in &all {
+            assert!(seen.insert(s.name), "duplicate {}", s.name);
+            assert!(s.name.split('.').count() >= 2, "{}", s.name);
+            assert!(!s.spec.is_empty());
+        }
+    }
+}

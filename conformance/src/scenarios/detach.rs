@@ -1,0 +1,172 @@
+//! Crash detach (sapi-protocol.md §8.4–§8.6): a real child process — the suite's own binary as
+//! `sapi-conformance client attach --hold-after POINT` — is SIGKILLed at each point of an attach;
+//! the server must keep serving and, observed through the protocol alone, the app must be gone
+//! (a worker ADD for its index is refused with INVALID).
+
+use std::process::{Child, Command, Stdio};
+
+use super::{Check, Ctx, Scenario, ScenarioError, wait_app_gone};
+use crate::target::read_line_within;
+
+pub fn scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "detach.kill.after_connect",
+            spec: "sapi-protocol §8.5 step 2",
+            summary: "a client killed right after connect leaves the server serving",
+            exclusive: true,
+            run: |ctx, c| kill_at(ctx, c, "connect", 0, false),
+        },
+        Scenario {
+            name: "detach.kill.after_attach_sent",
+            spec: "sapi-protocol §8.5",
+            summary: "a client killed after sending ATTACH, before reading the reply: the app is freed",
+            exclusive: true,
+            run: |ctx, c| kill_at(ctx, c, "sent", 0, false),
+        },
+        Scenario {
+            name: "detach.kill.after_reply",
+            spec: "sapi-protocol §8.5 step 1",
+            summary: "a client killed after the ATTACH reply: the app is freed",
+            exclusive: true,
+            run: |ctx, c| kill_at(ctx, c, "reply", 0, false),
+        },
+        Scenario {
+            name: "detach.kill.with_workers",
+            spec: "sapi-protocol §8.5; vpp-observed Close and crash",
+            summary: "a client with 2 extra workers killed: every worker and the app are freed",
+            exclusive: true,
+            run: |ctx, c| kill_at(ctx, c, "reply", 2, false),
+        },
+        Scenario {
+            name: "detach.kill.during_segment_add",
+            spec: "sapi-protocol §8.6 step 5",
+            summary: "a client killed while the server adds a segment to it: the app is freed, the server serves",
+            exclusive: true,
+            run: |ctx, c| kill_at(ctx, c, "reply", 0, true),
+        },
+        Scenario {
+            name: "detach.close.clean",
+            spec: "sapi-protocol §8.4",
+            summary: "closing the only socket of an attached app frees the app",
+            exclusive: true,
+            run: clean_close,
+        },
+    ]
+}
+
+/// A crash-test child holding an attachment, killed on drop.
+pub struct HeldClient {
+    child: Child,
+    /// App index the child printed (`None` before an app exists).
+    pub app: Option<u32>,
+}
+
+impl HeldClient {
+    /// Spawns `exe client attach --hold-after POINT` and waits (bounded) for its HOLD line.
+    pub fn spawn(ctx: &Ctx, point: &str, workers: u32) -> Result<Self, ScenarioError> {
+        let mut child = Command::new(&ctx.exe)
+            .arg("client")
+            .arg("attach")
+            .arg("--target")
+            .arg(ctx.target.endpoint().to_string())
+            .arg("--profile")
+            .arg(ctx.profile.to_string())
+            .arg("--hold-after")
+            .arg(point)
+            .arg("--workers")
+            .arg(workers.to_string())
+            .arg("--timeout")
+            .arg(ctx.timeout.as_secs_f64().to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| ScenarioError::Setup(format!("spawning the crash-test client: {e}")))?;
+        let Some(mut out) = child.stdout.take() else {
+            return Err(ScenarioError::Setup(
+                "crash-test client has no stdout".into(),
+            ));
+        };
+        let line = read_line_within(&mut out, ctx.timeout).unwrap_or_default();
+        let mut held = HeldClient { child, app: None };
+        let Some(rest) = line.trim().strip_prefix("HOLD") else {
+            return Err(ScenarioError::Setup(format!(
+                "crash-test client did not reach '{point}': printed {line:?}"
+            )));
+        };
+        held.app = rest
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix("app="))
+            .and_then(|v| v.parse().ok());
+        Ok(held)
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for HeldClient {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn kill_at(
+    ctx: &Ctx,
+    c: &mut Check,
+    point: &str,
+    workers: u32,
+    segment_add: bool,
+) -> Result<(), ScenarioError> {
+    if segment_add && !ctx.target.has_segment_add() {
+        return super::skip("needs --segment-add-cmd to make the target add a segment");
+    }
+    let held = HeldClient::spawn(ctx, point, workers)?;
+    let app = held.app;
+    c.note(format!("child reached '{point}', app {app:?}"));
+    if segment_add {
+        let app_index =
+            app.ok_or_else(|| ScenarioError::Setup("child printed no app index".into()))?;
+        // Kill first, then add: the server's SEND_FDS meets a dead peer (§8.6 step 5). The
+        // other order races the kernel's socket teardown and is covered by after_reply anyway.
+        held.kill();
+        if let Err(e) = ctx.target.segment_add(app_index, 0) {
+            // A server that already detached the app may refuse the trigger: that is fine.
+            c.note(format!("segment add trigger after the kill: {e}"));
+        }
+    } else {
+        held.kill();
+    }
+    // The server keeps serving.
+    let (_s, e) = ctx.attach_ok(true)?;
+    c.note(format!(
+        "fresh ATTACH after the kill: app {}",
+        e.reply.app_index
+    ));
+    if let Some(app) = app {
+        match wait_app_gone(ctx, app)? {
+            Ok(t) => c.note(format!("app {app} gone {t:?} after SIGKILL")),
+            Err(why) => c.fail(format!(
+                "after SIGKILL of the client holding app {app}: {why}"
+            )),
+        }
+    }
+    Ok(())
+}
+
+fn clean_close(ctx: &Ctx, c: &mut Check) -> Result<(), ScenarioError> {
+    let (s, e) = ctx.attach_ok(true)?;
+    let app = e.reply.app_index;
+    drop(e);
+    drop(s);
+    match wait_app_gone(ctx, app)? {
+        Ok(t) => c.note(format!("app {app} gone {t:?} after close")),
+        Err(why) => c.fail(format!("after closing app {app}'s socket: {why}")),
+    }
+    Ok(())
+}

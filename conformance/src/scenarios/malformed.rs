@@ -1,0 +1,313 @@
+//! Malformed input (sapi-protocol.md §9; vpp-observed Malformed input): each row of the table
+//! sent to a real socket; the reaction must be the defined one and afterwards a fresh app can
+//! still attach. The datagrams are built here from the table (the `corpus/malformed/` files, when
+//! present, are listed in the evidence of `malformed.corpus.replay`).
+
+use super::{Check, Ctx, Scenario, ScenarioError, wait_app_gone, wait_eof};
+use crate::client::{Conn, DEFAULT_MAX_FDS};
+use crate::wire::{self, AttachReply, AttachRequest, MSG_LEN, app_flag, msg_type, opt};
+
+macro_rules! sc {
+    ($name:literal, $spec:literal, $summary:literal, $excl:literal, $f:expr) => {
+        Scenario {
+            name: $name,
+            spec: $spec,
+            summary: $summary,
+            exclusive: $excl,
+            run: $f,
+        }
+    };
+}
+
+pub fn scenarios() -> Vec<Scenario> {
+    vec![
+        sc!(
+            "malformed.short_0.unattached",
+            "sapi-protocol §2, §9",
+            "a 0-byte datagram on a fresh socket: no reply, socket usable",
+            false,
+            |x, c| short_unattached(x, c, 0)
+        ),
+        sc!(
+            "malformed.short_1.unattached",
+            "sapi-protocol §2, §9",
+            "a 1-byte datagram on a fresh socket: no reply, socket usable",
+            false,
+            |x, c| short_unattached(x, c, 1)
+        ),
+        sc!(
+            "malformed.short_208.unattached",
+            "sapi-protocol §2, §9",
+            "a 208-byte datagram on a fresh socket: no reply, socket usable",
+            false,
+            |x, c| short_unattached(x, c, 208)
+        ),
+        sc!(
+            "malformed.short_208.attached",
+            "sapi-protocol §2, §8.5, §9",
+            "a 208-byte datagram on an attached socket: detach, EOF, app gone",
+            true,
+            short_attached
+        ),
+        sc!(
+            "malformed.long_210.attach",
+            "sapi-protocol §2, §9",
+            "a 210-byte ATTACH is processed as its first 209 bytes",
+            false,
+            |x, c| long_attach(x, c, 210)
+        ),
+        sc!(
+            "malformed.long_500.attach",
+            "sapi-protocol §2, §9",
+            "a 500-byte ATTACH is processed as its first 209 bytes",
+            false,
+            |x, c| long_attach(x, c, 500)
+        ),
+        sc!(
+            "malformed.type_0",
+            "sapi-protocol §6.4, §9",
+            "type 0: no reply, socket usable",
+            false,
+            |x, c| bad_type(x, c, msg_type::NONE)
+        ),
+        sc!(
+            "malformed.type_2_reply",
+            "sapi-protocol §6.4, §9",
+            "type 2 (a reply type) from a client: no reply, socket usable",
+            false,
+            |x, c| bad_type(x, c, msg_type::ATTACH_REPLY)
+        ),
+        sc!(
+            "malformed.type_4_reply",
+            "sapi-protocol §6.4, §9",
+            "type 4 from a client: no reply, socket usable",
+            false,
+            |x, c| bad_type(x, c, msg_type::ADD_DEL_WORKER_REPLY)
+        ),
+        sc!(
+            "malformed.type_5_send_fds",
+            "sapi-protocol §6.4, §9",
+            "type 5 (SEND_FDS) from a client: no reply, socket usable",
+            false,
+            |x, c| bad_type(x, c, msg_type::SEND_FDS)
+        ),
+        sc!(
+            "malformed.type_7_reply",
+            "sapi-protocol §6.4, §9",
+            "type 7 from a client: no reply, socket usable",
+            false,
+            |x, c| bad_type(x, c, msg_type::ADD_DEL_CERT_KEY_REPLY)
+        ),
+        sc!(
+            "malformed.type_8",
+            "sapi-protocol §6.4, §9",
+            "type 8: no reply, socket usable",
+            false,
+            |x, c| bad_type(x, c, 8)
+        ),
+        sc!(
+            "malformed.type_99",
+            "sapi-protocol §6.4, §9",
+            "type 99: no reply, socket usable",
+            false,
+            |x, c| bad_type(x, c, 99)
+        ),
+        sc!(
+            "malformed.attach_pipelined_twice",
+            "sapi-protocol §9; vpp-observed ATTACH",
+            "two ATTACHes sent back to back: success with fds, then APP_ATTACHED",
+            false,
+            pipelined
+        ),
+        sc!(
+            "malformed.attach_builtin_eventfd",
+            "sapi-protocol §6.1 step 4",
+            "IS_BUILTIN with EVT_MQ_USE_EVENTFD → NOSUPPORT, no fds",
+            false,
+            builtin_eventfd
+        ),
+        sc!(
+            "malformed.attach_all_options_ff",
+            "vpp-observed ATTACH",
+            "every option 0xff…ff → NOSUPPORT, no fds",
+            false,
+            all_ff
+        ),
+        sc!(
+            "malformed.corpus.replay",
+            "corpus/malformed README",
+            "every file of corpus/malformed sent on a fresh socket leaves the server serving",
+            false,
+            corpus_replay
+        ),
+    ]
+}
+
+/// A fresh app can still attach (the closing check of every malformed row).
+fn fresh_attach(ctx: &Ctx, c: &mut Check) -> Result<(), ScenarioError> {
+    let conn = ctx.connect()?;
+    let e = conn.attach(&AttachRequest::probe(&ctx.app_name(), true))?;
+    c.retval("fresh ATTACH afterwards", ctx.profile, 0, e.reply.retval);
+    Ok(())
+}
+
+/// Sends an ATTACH as a barrier and checks the next datagram is its successful reply, proving the
+/// earlier message got no reply and left the socket usable (requests are handled in order).
+fn barrier_attach(ctx: &Ctx, c: &mut Check, conn: &Conn, after: &str) -> Result<(), ScenarioError> {
+    conn.send(&AttachRequest::probe(&ctx.app_name(), true).encode())?;
+    let m = match conn.expect_msg("ATTACH_REPLY to the barrier ATTACH", DEFAULT_MAX_FDS) {
+        Ok(m) => m,
+        Err(e) => {
+            c.fail(format!("after {after}: {e}"));
+            return Ok(());
+        }
+    };
+    match AttachReply::parse(&m.bytes) {
+        Ok(r) => {
+            c.retval(&format!("ATTACH on the same socket after {after}"), ctx.profile, 0, r.retval);
+        }
+        Err(e) => c.fail(format!(
+            "after {after}: expected no reply and then the barrier's ATTACH_REPLY, observed {e}: {}",
+            wire::dump(&m.bytes)
+        )),
+    }
+    Ok(())
+}
+
+fn short_unattached(ctx: &Ctx, c: &mut Check, len: usize) -> Result<(), ScenarioError> {
+    let conn = ctx.connect()?;
+    let mut d = AttachRequest::probe(&ctx.app_name(), true)
+        .encode()
+        .to_vec();
+    d.truncate(len);
+    conn.send(&d)?;
+    barrier_attach(ctx, c, &conn, &format!("a {len}-byte datagram"))?;
+    fresh_attach(ctx, c)
+}
+
+fn short_attached(ctx: &Ctx, c: &mut Check) -> Result<(), ScenarioError> {
+    let (conn, e) = ctx.attach_ok(true)?;
+    let app = e.reply.app_index;
+    drop(e);
+    conn.send(&AttachRequest::probe(&ctx.app_name(), true).encode()[..208])?;
+    if let Err(why) = wait_eof(&conn)? {
+        c.fail(format!("attached socket after a 208-byte datagram: {why}"));
+    }
+    drop(conn);
+    match wait_app_gone(ctx, app)? {
+        Ok(_) => {}
+        Err(why) => c.fail(why),
+    }
+    fresh_attach(ctx, c)
+}
+
+fn long_attach(ctx: &Ctx, c: &mut Check, len: usize) -> Result<(), ScenarioError> {
+    let conn = ctx.connect()?;
+    let mut d = AttachRequest::probe(&ctx.app_name(), true)
+        .encode()
+        .to_vec();
+    d.resize(len, 0xa5);
+    conn.send(&d)?;
+    let m = conn.expect_msg("ATTACH_REPLY", DEFAULT_MAX_FDS)?;
+    match AttachReply::parse(&m.bytes) {
+        Ok(r) => {
+            c.retval(&format!("{len}-byte ATTACH"), ctx.profile, 0, r.retval);
+            c.eq("fds", 3usize, m.fds.len());
+        }
+        Err(e) => c.fail(format!("{e}: {}", wire::dump(&m.bytes))),
+    }
+    fresh_attach(ctx, c)
+}
+
+fn bad_type(ctx: &Ctx, c: &mut Check, t: u8) -> Result<(), ScenarioError> {
+    let conn = ctx.connect()?;
+    let mut d = [0u8; MSG_LEN];
+    d[0] = t;
+    conn.send(&d)?;
+    barrier_attach(
+        ctx,
+        c,
+        &conn,
+        &format!("type {t} ({})", wire::msg_type_name(t)),
+    )?;
+    fresh_attach(ctx, c)
+}
+
+fn pipelined(ctx: &Ctx, c: &mut Check) -> Result<(), ScenarioError> {
+    let conn = ctx.connect()?;
+    let req = AttachRequest::probe(&ctx.app_name(), true).encode();
+    conn.send(&req)?;
+    conn.send(&req)?;
+    for (i, want) in [0, ctx.profile.err_app_attached()].into_iter().enumerate() {
+        let m = conn.expect_msg("ATTACH_REPLY", DEFAULT_MAX_FDS)?;
+        match AttachReply::parse(&m.bytes) {
+            Ok(r) => {
+                c.retval(&format!("reply #{}", i + 1), ctx.profile, want, r.retval);
+                c.eq(
+                    &format!("fds with reply #{}", i + 1),
+                    if want == 0 { 3 } else { 0 },
+                    m.fds.len(),
+                );
+            }
+            Err(e) => c.fail(format!("reply #{}: {e}: {}", i + 1, wire::dump(&m.bytes))),
+        }
+    }
+    Ok(())
+}
+
+fn refused_attach(
+    ctx: &Ctx,
+    c: &mut Check,
+    what: &str,
+    req: AttachRequest,
+) -> Result<(), ScenarioError> {
+    let conn = ctx.connect()?;
+    let e = conn.attach(&req)?;
+    super::attach::check_failed_attach(ctx, c, what, &e, ctx.profile.err_nosupport());
+    fresh_attach(ctx, c)
+}
+
+fn builtin_eventfd(ctx: &Ctx, c: &mut Check) -> Result<(), ScenarioError> {
+    let mut r = AttachRequest::probe(&ctx.app_name(), true);
+    r.options[opt::FLAGS] |= app_flag::IS_BUILTIN;
+    refused_attach(ctx, c, "ATTACH with IS_BUILTIN|EVT_MQ_USE_EVENTFD", r)
+}
+
+fn all_ff(ctx: &Ctx, c: &mut Check) -> Result<(), ScenarioError> {
+    let mut r = AttachRequest::probe(&ctx.app_name(), true);
+    r.options = [u64::MAX; opt::N_OPTIONS];
+    refused_attach(ctx, c, "ATTACH with every option 0xff…ff", r)
+}
+
+fn corpus_replay(ctx: &Ctx, c: &mut Check) -> Result<(), ScenarioError> {
+    let Some(dir) = &ctx.malformed_dir else {
+        return super::skip("corpus/malformed not found (give --malformed-dir)");
+    };
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| ScenarioError::Setup(format!("{}: {e}", dir.display())))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "bin"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return super::skip(format!("no *.bin files in {}", dir.display()));
+    }
+    for f in &files {
+        let bytes =
+            std::fs::read(f).map_err(|e| ScenarioError::Setup(format!("{}: {e}", f.display())))?;
+        let conn = ctx.connect()?;
+        // A file may hold one datagram; longer than 64 KiB would not be a SAPI datagram at all.
+        conn.send(&bytes[..bytes.len().min(65536)])?;
+        drop(conn);
+        if let Err(e) = ctx.target.check_alive() {
+            c.fail(format!(
+                "target stopped accepting after {}: {e}",
+                f.display()
+            ));
+            return Ok(());
+        }
+    }
+    c.note(format!("{} corpus files replayed", files.len()));
+    fresh_attach(ctx, c)
+}
