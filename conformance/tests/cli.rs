@@ -1,0 +1,73 @@
+//! The command line: `--list` names every scenario with its spec section; a bad glob is a usage
+//! error; the expect-fail file shipped for VPP names only existing scenarios.
+
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sapi-conformance"))
+}
+
+#[test]
+fn list_prints_every_scenario_with_its_spec() {
+    let out = bin().arg("--list").output().expect("run");
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    for name in [
+        "transport.socket.mode_0775",
+        "attach.reply.fd_order",
+        "attach.mq.app",
+        "worker.add.bad_app_index",
+        "detach.kill.after_attach_sent",
+        "fds.send_fds_before_add_segment",
+        "malformed.short_208.attached",
+        "certkey.add.oversize",
+        "namespace.delete_closes_clients",
+        "load.attach_concurrent",
+        "hygiene.unattached_close",
+        "robustness.proxy_tcp_attach_close",
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} not listed:\n{text}"));
+        assert!(
+            line.contains('§') || line.contains("vpp-observed") || line.contains("DEVELOPERS"),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn list_honours_the_filter() {
+    let out = bin()
+        .args(["--list", "--filter", "worker.*"])
+        .output()
+        .expect("run");
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    assert!(text.lines().count() >= 5);
+    assert!(text.lines().all(|l| l.starts_with("worker.")), "{text}");
+}
+
+#[test]
+fn bad_glob_is_a_usage_error() {
+    let out = bin()
+        .args(["--list", "--filter", "a[b"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn vpp_expect_fail_file_names_real_scenarios() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/expect-fail/vpp-26.10.toml");
+    let xf = sapi_conformance::runner::load_expect_fail(path.as_ref()).expect("parses");
+    let names: Vec<&str> = sapi_conformance::scenarios::all()
+        .iter()
+        .map(|s| s.name)
+        .collect();
+    assert!(!xf.is_empty());
+    for (k, reason) in &xf {
+        assert!(names.contains(&k.as_str()), "{k} is not a scenario");
+        assert!(!reason.trim().is_empty());
+    }
+}

@@ -1,0 +1,111 @@
+//! The whole suite against the embedded reference, in both profiles, with the JSON report read
+//! back; and the mutation check: every injected fault of the reference makes at least one named
+//! scenario FAIL while the others still run.
+
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sapi-conformance"))
+}
+
+fn run(profile: &str, extra: &[&str]) -> (bool, serde_json::Value) {
+    let json = std::env::temp_dir().join(format!(
+        "sapi-conf-suite-{}-{profile}-{}.json",
+        std::process::id(),
+        extra.join("_")
+    ));
+    let out = bin()
+        .args(["--quiet", "--profile", profile, "--json"])
+        .arg(&json)
+        .args(extra)
+        .output()
+        .expect("run the suite");
+    let text = std::fs::read_to_string(&json).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e}); stdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let _ = std::fs::remove_file(&json);
+    (
+        out.status.success(),
+        serde_json::from_str(&text).expect("JSON report"),
+    )
+}
+
+fn not_passing(v: &serde_json::Value) -> Vec<String> {
+    v["scenarios"]
+        .as_array()
+        .expect("scenarios")
+        .iter()
+        .filter(|s| s["status"] != "pass")
+        .map(|s| format!("{} {}: {}", s["status"], s["name"], s["evidence"]))
+        .collect()
+}
+
+#[test]
+#[ignore = "reference server not ready"]
+fn whole_suite_passes_against_the_reference_in_both_profiles() {
+    for profile in ["head", "seed"] {
+        let start = std::time::Instant::now();
+        let (ok, v) = run(profile, &[]);
+        let bad = not_passing(&v);
+        // Seed skips only what the seed lacks (cert-key, shared-socket worker defect).
+        let bad: Vec<_> = bad
+            .into_iter()
+            .filter(|b| !(profile == "seed" && b.starts_with("\"skip\"")))
+            .collect();
+        assert!(
+            ok && bad.is_empty(),
+            "profile {profile}:\n{}",
+            bad.join("\n")
+        );
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "profile {profile} took {:?}",
+            start.elapsed()
+        );
+    }
+}
+
+#[test]
+#[ignore = "reference server not ready"]
+fn every_injected_fault_fails_a_named_scenario() {
+    let list = bin()
+        .args(["reference", "serve", "--inject-fault", "list"])
+        .output()
+        .expect("list");
+    let faults: Vec<String> = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .map(str::to_string)
+        .filter(|l| !l.is_empty())
+        .collect();
+    for f in [
+        "wrong-fd-order",
+        "missing-eventfd",
+        "no-crash-detach",
+        "short-reply",
+        "wrong-retval",
+        "bad-ring-size",
+    ] {
+        assert!(
+            faults.iter().any(|x| x == f),
+            "fault {f} missing from {faults:?}"
+        );
+    }
+    for f in &faults {
+        let (ok, v) = run("head", &["--reference-fault", f]);
+        assert!(!ok, "fault {f}: the gate passed");
+        let all = v["scenarios"].as_array().expect("scenarios");
+        let failed: Vec<_> = all
+            .iter()
+            .filter(|s| s["status"] == "fail")
+            .map(|s| s["name"].to_string())
+            .collect();
+        let ran = all.iter().filter(|s| s["status"] != "skip").count();
+        assert!(!failed.is_empty(), "fault {f}: no scenario failed");
+        assert!(ran > all.len() / 2, "fault {f}: most scenarios did not run");
+        eprintln!("fault {f}: {} failed: {}", failed.len(), failed.join(", "));
+    }
+}
