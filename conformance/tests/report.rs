@@ -106,7 +106,9 @@ fn junit_is_well_formed_and_complete() {
                         let a = a.expect("attribute");
                         (
                             a.key.into_inner().to_string(),
-                            a.unescape_value().expect("unescape").into_owned(),
+                            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                                .expect("unescape")
+                                .into_owned(),
                         )
                     })
                     .collect();
