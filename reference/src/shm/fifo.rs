@@ -1,1 +1,698 @@
+//! The single-producer single-consumer byte fifo `svm_fifo` (shm spec §5), placed in a
+//! segment: the 192-byte shared header, a singly linked list of chunks that grows as the
+//! producer needs room and shrinks as the consumer finishes chunks.
+//!
+//! Owns: creating and freeing fifos in a segment, and the two halves of the algorithm —
+//! [`FifoProducer`] (enqueue, chunk growth, `has_event`, `want_deq_ntf`) and [`FifoConsumer`]
+//! (dequeue, peek, drop, returning consumed chunks to the slice free list, `has_deq_ntf`).
+//! They are separate types taking `&mut self`, so one process cannot have two producers or two
+//! consumers of a fifo by accident.
+//!
+//! Positions are free-running `u32` byte counts (wrapping; compared with signed differences).
+//! Orderings (§5.3): each side loads its own index relaxed and the peer's with acquire, and
+//! publishes its own with release after the data copy and chunk-list changes. Chunk `next`
+//! links are atomics (release on link, acquire on follow), because the consumer may look at
+//! the last chunk's `next` while the producer appends to it.
+//!
+//! Must never: follow a chunk offset, start byte or length from the segment without checking
+//! it against the segment bounds and the fifo's positions; free the last chunk of the list;
+//! free a chunk that still holds unread bytes.
 
+use super::alloc::FifoSegmentView;
+use super::layout::{fifo as l, fsh};
+use super::memory::{Fault, Memory};
+use super::segment::SegmentError;
+use super::sync::{Atomic, Ordering};
+
+/// `want_deq_ntf` bit: notify the producer on every dequeue.
+pub const WANT_DEQ_NOTIF: u32 = 1;
+/// `want_deq_ntf` bit: notify if the fifo was full before the dequeue.
+pub const WANT_DEQ_NOTIF_IF_FULL: u32 = 2;
+/// `want_deq_ntf` bit: notify when the fifo becomes empty.
+pub const WANT_DEQ_NOTIF_IF_EMPTY: u32 = 4;
+
+/// Errors of the fifo.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FifoError {
+    /// No free space.
+    #[error("fifo full")]
+    Full,
+    /// Nothing to read.
+    #[error("fifo empty")]
+    Empty,
+    /// The fifo needs another chunk and the segment has none left.
+    #[error("fifo cannot grow: segment out of chunk memory")]
+    NoMemory,
+    /// A header or chunk field is inconsistent.
+    #[error("corrupt fifo at {offset:#x}: {field} = {value:#x}")]
+    Corrupt {
+        /// Offset of the fifo header (or chunk).
+        offset: u64,
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+    },
+    /// Fifo size out of range at creation.
+    #[error("fifo size {0} is 0 or above the segment's maximum")]
+    BadSize(u64),
+    /// An allocator error.
+    #[error(transparent)]
+    Segment(#[from] SegmentError),
+    /// An access outside the segment.
+    #[error(transparent)]
+    Fault(#[from] Fault),
+}
+
+#[inline]
+fn pos_lt(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+#[inline]
+fn pos_gt(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Chunk {
+    off: u64,
+    start: u32,
+    len: u32,
+}
+
+impl Chunk {
+    fn end(&self) -> u32 {
+        self.start.wrapping_add(self.len)
+    }
+    fn includes(&self, pos: u32) -> bool {
+        pos.wrapping_sub(self.start) < self.len
+    }
+    fn data(&self, pos: u32) -> u64 {
+        self.off + l::CHUNK_HEADER_SIZE + pos.wrapping_sub(self.start) as u64
+    }
+}
+
+/// Creates a fifo of `size` bytes in `slice` of the segment: a fresh 192-byte header (from
+/// the slice's free list of headers or the bump allocator, 64-byte aligned) and a first chunk
+/// of the smallest class (VPP with `pct_first_alloc` 0). Positions start at 0.
+pub fn create<M: Memory>(
+    fs: FifoSegmentView<'_, M>,
+    slice: u32,
+    size: u32,
+) -> Result<u64, FifoError> {
+    create_at(fs, slice, size, 0)
+}
+
+/// As [`create`], with head and tail starting at `start_pos` (VPP's `svm_fifo_init_pointers`;
+/// lets tests exercise the `u32` wrap of positions).
+pub fn create_at<M: Memory>(
+    fs: FifoSegmentView<'_, M>,
+    slice: u32,
+    size: u32,
+    start_pos: u32,
+) -> Result<u64, FifoError> {
+    let mem = fs.memory();
+    let max = 1u64 << fs.max_log2_fifo_size()?.min(31);
+    if size == 0 || size as u64 > max {
+        return Err(FifoError::BadSize(size as u64));
+    }
+    let n_slices = fs.n_slices()? as u32;
+    if slice >= n_slices {
+        return Err(SegmentError::BadSlice { slice, n_slices }.into());
+    }
+    let slice_off = fsh::SIZE + fsh::SLICE_SIZE * slice as u64;
+    let free_hdr = mem.read_u64(slice_off + fsh::SLICE_FREE_FIFOS)?;
+    let f = if free_hdr != 0 {
+        mem.check(free_hdr, l::SIZE)?;
+        let next = mem.read_u64(free_hdr + l::NEXT)?;
+        mem.write_u64(slice_off + fsh::SLICE_FREE_FIFOS, next)?;
+        free_hdr
+    } else {
+        fs.alloc(l::SIZE, 64)?
+    };
+    let Some((first, last)) = fs.alloc_chunks(slice, 1)? else {
+        // Give the header back to the slice's free list.
+        mem.write_u64(f + l::NEXT, free_hdr_link(mem, slice_off)?)?;
+        mem.write_u64(slice_off + fsh::SLICE_FREE_FIFOS, f)?;
+        return Err(FifoError::NoMemory);
+    };
+    debug_assert_eq!(first, last);
+    mem.write_u32(first + l::CHUNK_START_BYTE, start_pos)?;
+    let min_chunk = fs.class_size(0) as u32;
+    // VPP: size > 32 KiB ? size / 8 : 4 KiB, at most 64 KiB (in units of the smallest chunk).
+    let min_alloc = if size > 8 * min_chunk {
+        size / 8
+    } else {
+        min_chunk
+    }
+    .min(16 * min_chunk);
+    mem.atomic_u64(f + l::START_CHUNK)?
+        .store(first, Ordering::Relaxed);
+    mem.write_u64(f + l::END_CHUNK, first)?;
+    mem.write_u32(f + l::MIN_ALLOC, min_alloc)?;
+    mem.write_u32(f + l::FIFO_SIZE, size)?;
+    mem.write_u8(f + l::SLICE_INDEX, slice as u8)?;
+    mem.write_u64(f + l::NEXT, 0)?;
+    mem.atomic_u32(f + l::HAS_EVENT)?
+        .store(0, Ordering::Relaxed);
+    mem.atomic_u32(f + l::WANT_DEQ_NTF)?
+        .store(0, Ordering::Relaxed);
+    mem.atomic_u32(f + l::HAS_DEQ_NTF)?
+        .store(0, Ordering::Relaxed);
+    mem.write_u8(f + l::N_SUBSCRIBERS, 0)?;
+    mem.write_u32(f + l::DEQ_THRESH, 0)?;
+    mem.write_u64(f + l::HEAD_CHUNK, first)?;
+    mem.write_u64(f + l::TAIL_CHUNK, first)?;
+    mem.atomic_u32(f + l::HEAD)?
+        .store(start_pos, Ordering::Relaxed);
+    mem.atomic_u32(f + l::TAIL)?
+        .store(start_pos, Ordering::Release);
+    mem.atomic_u32(fsh::N_ACTIVE_FIFOS)?
+        .fetch_add(1, Ordering::Relaxed);
+    let vm = slice_off + fsh::SLICE_VIRTUAL_MEM;
+    mem.write_u64(vm, mem.read_u64(vm)?.wrapping_add(size as u64))?;
+    Ok(f)
+}
+
+fn free_hdr_link<M: Memory>(mem: &M, slice_off: u64) -> Result<u64, Fault> {
+    mem.read_u64(slice_off + fsh::SLICE_FREE_FIFOS)
+}
+
+/// Frees the fifo at `f` once neither side uses it any more: all its chunks go to the slice's
+/// chunk free lists, the header to the slice's free list of headers.
+pub fn free<M: Memory>(fs: FifoSegmentView<'_, M>, f: u64) -> Result<(), FifoError> {
+    let mem = fs.memory();
+    mem.check(f, l::SIZE)?;
+    let slice = mem.read_u8(f + l::SLICE_INDEX)? as u32;
+    let n_slices = fs.n_slices()? as u32;
+    if slice >= n_slices {
+        return Err(SegmentError::BadSlice { slice, n_slices }.into());
+    }
+    let start = mem.atomic_u64(f + l::START_CHUNK)?.load(Ordering::Acquire);
+    if start != 0 {
+        fs.free_chunks(slice, start)?;
+    }
+    let size = mem.read_u32(f + l::FIFO_SIZE)?;
+    mem.atomic_u64(f + l::START_CHUNK)?
+        .store(0, Ordering::Relaxed);
+    for field in [l::END_CHUNK, l::HEAD_CHUNK, l::TAIL_CHUNK] {
+        mem.write_u64(f + field, 0)?;
+    }
+    let slice_off = fsh::SIZE + fsh::SLICE_SIZE * slice as u64;
+    mem.write_u64(f + l::NEXT, free_hdr_link(mem, slice_off)?)?;
+    mem.write_u64(slice_off + fsh::SLICE_FREE_FIFOS, f)?;
+    let vm = slice_off + fsh::SLICE_VIRTUAL_MEM;
+    mem.write_u64(vm, mem.read_u64(vm)?.wrapping_sub(size as u64))?;
+    mem.atomic_u32(fsh::N_ACTIVE_FIFOS)?
+        .fetch_sub(1, Ordering::Relaxed);
+    Ok(())
+}
+
+/// What both halves validate and cache when attaching.
+#[derive(Debug)]
+struct FifoRef<'m, M: Memory> {
+    fs: FifoSegmentView<'m, M>,
+    f: u64,
+    size: u32,
+    slice: u32,
+    max_chunks: u64,
+}
+
+impl<'m, M: Memory> FifoRef<'m, M> {
+    fn attach(mem: &'m M, f: u64) -> Result<Self, FifoError> {
+        let fs = FifoSegmentView::new(mem);
+        let corrupt = |field, value| FifoError::Corrupt {
+            offset: f,
+            field,
+            value,
+        };
+        if !f.is_multiple_of(8) || f < fsh::SIZE {
+            return Err(corrupt("header offset", f));
+        }
+        mem.check(f, l::SIZE)?;
+        let size = mem.read_u32(f + l::FIFO_SIZE)?;
+        if size == 0 || size > 1 << 31 {
+            return Err(corrupt("size", size as u64));
+        }
+        let slice = mem.read_u8(f + l::SLICE_INDEX)? as u32;
+        if slice >= fs.n_slices()? as u32 {
+            return Err(corrupt("slice_index", slice as u64));
+        }
+        let max_chunks = mem.len() / (l::CHUNK_HEADER_SIZE + fs.class_size(0)) + 1;
+        Ok(Self {
+            fs,
+            f,
+            size,
+            slice,
+            max_chunks,
+        })
+    }
+
+    fn mem(&self) -> &'m M {
+        self.fs.memory()
+    }
+
+    fn corrupt(&self, field: &'static str, value: u64) -> FifoError {
+        FifoError::Corrupt {
+            offset: self.f,
+            field,
+            value,
+        }
+    }
+
+    fn chunk(&self, off: u64) -> Result<Chunk, FifoError> {
+        let len = self.fs.check_chunk(off)?;
+        if len == 0 {
+            return Err(self.corrupt("chunk length", off));
+        }
+        let start = self.mem().read_u32(off + l::CHUNK_START_BYTE)?;
+        Ok(Chunk { off, start, len })
+    }
+
+    fn next(&self, c: &Chunk) -> Result<u64, FifoError> {
+        // Acquire pairs with the producer's release when it linked the next chunk.
+        Ok(self
+            .mem()
+            .atomic_u64(c.off + l::CHUNK_NEXT)?
+            .load(Ordering::Acquire))
+    }
+
+    /// Occupancy from a (head, tail) pair, rejecting impossible values.
+    fn occupancy(&self, head: u32, tail: u32) -> Result<u32, FifoError> {
+        let n = tail.wrapping_sub(head);
+        if n > self.size {
+            return Err(self.corrupt("tail - head", n as u64));
+        }
+        Ok(n)
+    }
+
+    /// Walks from `c` to the chunk holding `pos` (which must be reachable).
+    fn seek(&self, mut c: Chunk, pos: u32) -> Result<Chunk, FifoError> {
+        let mut steps = 0;
+        while !c.includes(pos) {
+            steps += 1;
+            let n = self.next(&c)?;
+            if n == 0 || steps > self.max_chunks {
+                return Err(self.corrupt("chunk list does not reach position", pos as u64));
+            }
+            let nc = self.chunk(n)?;
+            if nc.start != c.end() {
+                return Err(self.corrupt("chunk start_byte", nc.start as u64));
+            }
+            c = nc;
+        }
+        Ok(c)
+    }
+}
+
+/// Where a copy across chunks ended: the chunk holding `end`, or the offset of the chunk after
+/// the last one touched (0 if none yet) when `end` is exactly at that chunk's end.
+fn copy_chunks<M: Memory>(
+    fr: &FifoRef<'_, M>,
+    first: Chunk,
+    pos: u32,
+    len: usize,
+    mut each: impl FnMut(u64, usize, usize) -> Result<(), FifoError>,
+) -> Result<u64, FifoError> {
+    let mut c = first;
+    let mut done = 0usize;
+    let mut p = pos;
+    let mut steps = 0;
+    loop {
+        let n = (len - done).min(c.end().wrapping_sub(p) as usize);
+        each(c.data(p), done, n)?;
+        done += n;
+        p = p.wrapping_add(n as u32);
+        if p != c.end() {
+            return Ok(c.off);
+        }
+        // Landed exactly at the chunk's end: the position continues in the next chunk.
+        let next = fr.next(&c)?;
+        if done == len || next == 0 {
+            if done != len {
+                return Err(fr.corrupt("chunk list shorter than data", p as u64));
+            }
+            return Ok(next);
+        }
+        steps += 1;
+        if steps > fr.max_chunks {
+            return Err(fr.corrupt("chunk list cycle", next));
+        }
+        let nc = fr.chunk(next)?;
+        if nc.start != p {
+            return Err(fr.corrupt("chunk start_byte", nc.start as u64));
+        }
+        c = nc;
+    }
+}
+
+/// The producing (enqueueing) half of a fifo.
+#[derive(Debug)]
+pub struct FifoProducer<'m, M: Memory> {
+    r: FifoRef<'m, M>,
+}
+
+impl<'m, M: Memory> FifoProducer<'m, M> {
+    /// Attaches to the fifo whose header is at `f`.
+    pub fn attach(mem: &'m M, f: u64) -> Result<Self, FifoError> {
+        Ok(Self {
+            r: FifoRef::attach(mem, f)?,
+        })
+    }
+
+    /// Fifo capacity in bytes.
+    pub fn size(&self) -> u32 {
+        self.r.size
+    }
+
+    /// Bytes that can be enqueued now.
+    pub fn free_space(&self) -> Result<u32, FifoError> {
+        let mem = self.r.mem();
+        let tail = mem.atomic_u32(self.r.f + l::TAIL)?.load(Ordering::Relaxed);
+        let head = mem.atomic_u32(self.r.f + l::HEAD)?.load(Ordering::Acquire);
+        Ok(self.r.size - self.r.occupancy(head, tail)?)
+    }
+
+    /// Appends chunks holding at least `need` more bytes after the end chunk.
+    fn grow(&self, head: u32, tail: u32, end: Chunk, need: u32) -> Result<bool, FifoError> {
+        let r = &self.r;
+        let mem = r.mem();
+        let min_alloc = mem.read_u32(r.f + l::MIN_ALLOC)?;
+        let occupied = tail.wrapping_sub(head);
+        let mut want = min_alloc.min(r.size - occupied);
+        want = want.max(need);
+        let Some((first, last)) = r.fs.alloc_chunks(r.slice, want as u64)? else {
+            return Ok(false);
+        };
+        // Number the new chunks before they become reachable.
+        let mut start = end.end();
+        let mut c = first;
+        loop {
+            mem.write_u32(c + l::CHUNK_START_BYTE, start)?;
+            let len = mem.read_u32(c + l::CHUNK_LENGTH)?;
+            start = start.wrapping_add(len);
+            if c == last {
+                break;
+            }
+            c = mem.atomic_u64(c + l::CHUNK_NEXT)?.load(Ordering::Relaxed);
+        }
+        // Release: a consumer that follows this link sees the numbered headers.
+        mem.atomic_u64(end.off + l::CHUNK_NEXT)?
+            .store(first, Ordering::Release);
+        mem.write_u64(r.f + l::END_CHUNK, last)?;
+        if mem.read_u64(r.f + l::TAIL_CHUNK)? == 0 {
+            mem.write_u64(r.f + l::TAIL_CHUNK, first)?;
+        }
+        Ok(true)
+    }
+
+    /// Enqueues as much of `data` as fits, growing the chunk list from the segment when the
+    /// write passes the end chunk. Returns the bytes enqueued; [`FifoError::Full`] if none fit,
+    /// [`FifoError::NoMemory`] if the fifo had room but the segment no chunk for it.
+    pub fn enqueue(&mut self, data: &[u8]) -> Result<usize, FifoError> {
+        let r = &self.r;
+        let mem = r.mem();
+        let tail = mem.atomic_u32(r.f + l::TAIL)?.load(Ordering::Relaxed);
+        // Acquire pairs with the consumer's release of `head`: its reads of the space we are
+        // about to overwrite, and its chunk frees, happened before.
+        let head = mem.atomic_u32(r.f + l::HEAD)?.load(Ordering::Acquire);
+        let free = r.size - r.occupancy(head, tail)?;
+        if free == 0 {
+            return Err(FifoError::Full);
+        }
+        let mut len = (data.len() as u64).min(free as u64) as u32;
+        if len == 0 {
+            return Ok(0);
+        }
+        let end = r.chunk(mem.read_u64(r.f + l::END_CHUNK)?)?;
+        if pos_lt(end.end(), tail) {
+            return Err(r.corrupt("end_chunk", end.off));
+        }
+        if pos_gt(tail.wrapping_add(len), end.end()) {
+            let have = end.end().wrapping_sub(tail);
+            if !self.grow(head, tail, end, len - have)? {
+                len = have;
+                if len == 0 {
+                    return Err(FifoError::NoMemory);
+                }
+            }
+        }
+        let tc = match mem.read_u64(r.f + l::TAIL_CHUNK)? {
+            0 => r.seek(end, tail)?,
+            off => r.chunk(off)?,
+        };
+        if !tc.includes(tail) {
+            return Err(r.corrupt("tail_chunk", tc.off));
+        }
+        let src = &data[..len as usize];
+        let last = copy_chunks(r, tc, tail, len as usize, |off, at, n| {
+            Ok(mem.write(off, &src[at..at + n])?)
+        })?;
+        mem.write_u64(r.f + l::TAIL_CHUNK, last)?;
+        // Release: the bytes and chunk links above are visible to a consumer that acquires
+        // the new tail.
+        mem.atomic_u32(r.f + l::TAIL)?
+            .store(tail.wrapping_add(len), Ordering::Release);
+        Ok(len as usize)
+    }
+
+    /// Marks that an IO event is pending for the consumer (`has_event`, swap with release).
+    /// Returns true if it was not already set: only then should the caller post the event.
+    pub fn set_has_event(&self) -> Result<bool, FifoError> {
+        Ok(self
+            .r
+            .mem()
+            .atomic_u32(self.r.f + l::HAS_EVENT)?
+            .swap(1, Ordering::Release)
+            == 0)
+    }
+
+    /// Asks the consumer for dequeue notifications ([`WANT_DEQ_NOTIF`] and friends).
+    pub fn add_want_deq_ntf(&self, bits: u32) -> Result<(), FifoError> {
+        self.r
+            .mem()
+            .atomic_u32(self.r.f + l::WANT_DEQ_NTF)?
+            .fetch_or(bits, Ordering::Release);
+        Ok(())
+    }
+
+    /// Clears the requested notification bits and `has_deq_ntf` after a notification was
+    /// handled, so the consumer may send the next one.
+    pub fn clear_deq_ntf(&self, bits: u32) -> Result<(), FifoError> {
+        let mem = self.r.mem();
+        let want = mem.atomic_u32(self.r.f + l::WANT_DEQ_NTF)?;
+        let mut cur = want.load(Ordering::Relaxed);
+        while let Err(now) =
+            want.compare_exchange_weak(cur, cur & !bits, Ordering::AcqRel, Ordering::Relaxed)
+        {
+            cur = now;
+        }
+        mem.atomic_u32(self.r.f + l::HAS_DEQ_NTF)?
+            .store(0, Ordering::Release);
+        Ok(())
+    }
+}
+
+/// The consuming (dequeueing) half of a fifo.
+#[derive(Debug)]
+pub struct FifoConsumer<'m, M: Memory> {
+    r: FifoRef<'m, M>,
+}
+
+impl<'m, M: Memory> FifoConsumer<'m, M> {
+    /// Attaches to the fifo whose header is at `f`.
+    pub fn attach(mem: &'m M, f: u64) -> Result<Self, FifoError> {
+        Ok(Self {
+            r: FifoRef::attach(mem, f)?,
+        })
+    }
+
+    /// Fifo capacity in bytes.
+    pub fn size(&self) -> u32 {
+        self.r.size
+    }
+
+    fn positions(&self) -> Result<(u32, u32), FifoError> {
+        let mem = self.r.mem();
+        let head = mem.atomic_u32(self.r.f + l::HEAD)?.load(Ordering::Relaxed);
+        // Acquire pairs with the producer's release of `tail`: bytes and links before it
+        // are visible.
+        let tail = mem.atomic_u32(self.r.f + l::TAIL)?.load(Ordering::Acquire);
+        Ok((head, tail))
+    }
+
+    /// Bytes ready to read.
+    pub fn len(&self) -> Result<u32, FifoError> {
+        let (h, t) = self.positions()?;
+        self.r.occupancy(h, t)
+    }
+
+    /// Whether nothing is ready.
+    pub fn is_empty(&self) -> Result<bool, FifoError> {
+        Ok(self.len()? == 0)
+    }
+
+    fn head_chunk(&self, head: u32) -> Result<Chunk, FifoError> {
+        let r = &self.r;
+        let mem = r.mem();
+        match mem.read_u64(r.f + l::HEAD_CHUNK)? {
+            0 => {
+                let start = mem
+                    .atomic_u64(r.f + l::START_CHUNK)?
+                    .load(Ordering::Relaxed);
+                r.seek(r.chunk(start)?, head)
+            }
+            off => {
+                let c = r.chunk(off)?;
+                if !c.includes(head) {
+                    return Err(r.corrupt("head_chunk", off));
+                }
+                Ok(c)
+            }
+        }
+    }
+
+    fn read_at(&self, head: u32, offset: u32, buf: &mut [u8]) -> Result<(usize, u64), FifoError> {
+        let r = &self.r;
+        let mem = r.mem();
+        let hc = self.head_chunk(head)?;
+        let pos = head.wrapping_add(offset);
+        let c = r.seek(hc, pos)?;
+        let n = buf.len();
+        let last = copy_chunks(r, c, pos, n, |off, at, k| {
+            Ok(mem.read(off, &mut buf[at..at + k])?)
+        })?;
+        Ok((n, last))
+    }
+
+    /// Unlinks every chunk before the one holding `head` (never the last chunk) and returns
+    /// them to the slice free list, then publishes `head` (release).
+    fn advance(&mut self, head: u32, new_head_chunk: Option<u64>) -> Result<(), FifoError> {
+        let r = &self.r;
+        let mem = r.mem();
+        let start_field = mem.atomic_u64(r.f + l::START_CHUNK)?;
+        let start = r.chunk(start_field.load(Ordering::Relaxed))?;
+        if !pos_lt(head, start.end()) {
+            // Find the chunk holding `head`, or stop at the last chunk.
+            let mut prev: Option<Chunk> = None;
+            let mut c = start;
+            let mut steps = 0;
+            while !c.includes(head) {
+                let n = r.next(&c)?;
+                if n == 0 {
+                    break;
+                }
+                steps += 1;
+                if steps > r.max_chunks {
+                    return Err(r.corrupt("chunk list cycle", n));
+                }
+                prev = Some(c);
+                c = r.chunk(n)?;
+            }
+            if let Some(p) = prev {
+                // Cut the consumed prefix start..=p off the list, then free it.
+                mem.atomic_u64(p.off + l::CHUNK_NEXT)?
+                    .store(0, Ordering::Relaxed);
+                start_field.store(c.off, Ordering::Release);
+                r.fs.free_chunks(r.slice, start.off)?;
+            }
+        }
+        if let Some(hc) = new_head_chunk {
+            mem.write_u64(r.f + l::HEAD_CHUNK, hc)?;
+        }
+        // Release: our reads of the dequeued bytes happen before the producer overwrites them.
+        mem.atomic_u32(r.f + l::HEAD)?
+            .store(head, Ordering::Release);
+        Ok(())
+    }
+
+    /// Dequeues up to `buf.len()` bytes; [`FifoError::Empty`] if there are none.
+    pub fn dequeue(&mut self, buf: &mut [u8]) -> Result<usize, FifoError> {
+        let (head, tail) = self.positions()?;
+        let n = self.r.occupancy(head, tail)?;
+        if n == 0 {
+            return Err(FifoError::Empty);
+        }
+        let len = (buf.len() as u64).min(n as u64) as usize;
+        let (len, last) = self.read_at(head, 0, &mut buf[..len])?;
+        self.advance(head.wrapping_add(len as u32), Some(last))?;
+        Ok(len)
+    }
+
+    /// Copies up to `buf.len()` bytes starting `offset` bytes past the head, without
+    /// consuming them.
+    pub fn peek(&self, offset: u32, buf: &mut [u8]) -> Result<usize, FifoError> {
+        let (head, tail) = self.positions()?;
+        let n = self.r.occupancy(head, tail)?;
+        if offset >= n {
+            return Err(FifoError::Empty);
+        }
+        let len = (buf.len() as u64).min((n - offset) as u64) as usize;
+        Ok(self.read_at(head, offset, &mut buf[..len])?.0)
+    }
+
+    /// Discards up to `len` bytes without copying them; returns how many.
+    pub fn drop_bytes(&mut self, len: u32) -> Result<u32, FifoError> {
+        let (head, tail) = self.positions()?;
+        let n = self.r.occupancy(head, tail)?;
+        if n == 0 {
+            return Err(FifoError::Empty);
+        }
+        let len = len.min(n);
+        // Re-derive the head chunk lazily (VPP sets it to 0 unless the start chunk holds
+        // the new head).
+        self.advance(head.wrapping_add(len), Some(0))?;
+        Ok(len)
+    }
+
+    /// Clears `has_event` (swap with acquire) before draining; returns whether it was set.
+    pub fn clear_has_event(&self) -> Result<bool, FifoError> {
+        Ok(self
+            .r
+            .mem()
+            .atomic_u32(self.r.f + l::HAS_EVENT)?
+            .swap(0, Ordering::Acquire)
+            != 0)
+    }
+
+    /// Whether the producer wants a dequeue notification now, after a dequeue of `n_last`
+    /// bytes (VPP's `svm_fifo_needs_deq_ntf`). Call [`FifoConsumer::set_has_deq_ntf`] when
+    /// sending one.
+    pub fn needs_deq_ntf(&self, n_last: u32) -> Result<bool, FifoError> {
+        let mem = self.r.mem();
+        let want = mem
+            .atomic_u32(self.r.f + l::WANT_DEQ_NTF)?
+            .load(Ordering::Acquire);
+        if want == 0 {
+            return Ok(false);
+        }
+        if want & WANT_DEQ_NOTIF != 0 {
+            return Ok(true);
+        }
+        let has = mem
+            .atomic_u32(self.r.f + l::HAS_DEQ_NTF)?
+            .load(Ordering::Acquire)
+            != 0;
+        let ready = self.len()?;
+        if want & WANT_DEQ_NOTIF_IF_FULL != 0
+            && !has
+            && ready < self.r.size
+            && ready as u64 + n_last as u64 >= self.r.size as u64
+        {
+            return Ok(true);
+        }
+        if want & WANT_DEQ_NOTIF_IF_EMPTY != 0 && !has && ready == 0 {
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Records that a dequeue notification was sent (`has_deq_ntf` = 1).
+    pub fn set_has_deq_ntf(&self) -> Result<(), FifoError> {
+        self.r
+            .mem()
+            .atomic_u32(self.r.f + l::HAS_DEQ_NTF)?
+            .store(1, Ordering::Release);
+        Ok(())
+    }
+}
