@@ -1,0 +1,537 @@
+//! The reference server as a real process, driven by real clients: SEQPACKET sockets,
+//! `SCM_RIGHTS`, memfds mapped with `mmap`, eventfds, child processes killed with `SIGKILL`.
+//!
+//! Every wait is bounded by a timeout that only decides failure; nothing sleeps to synchronise.
+
+use std::io::{BufRead, BufReader, IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nix::sys::socket::{
+    AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType, UnixAddr, connect, recvmsg,
+    sendmsg, socket,
+};
+use rstest::rstest;
+use sapi_reference::shm::event::{AppAddSegment, SessionEventType};
+use sapi_reference::shm::mq::{EventFdSignal, MqConsumer, MqSpec, PthreadSignal};
+use sapi_reference::shm::segment::Segment;
+use sapi_reference::wire::{
+    AddDelWorker, AppName, AppOptionFlags, Attach, AttachOptions, Direction, FdFlags, MSG_LEN,
+    Message, OptionIndex, Profile,
+};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running `sapi-reference serve` in its own runtime directory.
+struct Server {
+    child: Child,
+    dir: PathBuf,
+}
+
+fn scratch_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "sapi-ref-test-{tag}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+impl Server {
+    fn start(tag: &str, extra: &[&str]) -> Server {
+        let dir = scratch_dir(tag);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sapi-reference"))
+            .arg("serve")
+            .arg("--runtime-dir")
+            .arg(&dir)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn sapi-reference");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(TIMEOUT)
+            .expect("server printed READY in time");
+        assert_eq!(line.trim(), "READY");
+        Server { child, dir }
+    }
+
+    fn socket_path(&self) -> PathBuf {
+        self.dir.join("app_ns_sockets/default")
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn admin(&self, args: &[&str]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_sapi-reference"))
+            .args(args)
+            .arg("--runtime-dir")
+            .arg(&self.dir)
+            .output()
+            .expect("run admin command");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn show(&self) -> serde_json::Value {
+        serde_json::from_str(&self.admin(&["show", "--json"])).expect("show --json is JSON")
+    }
+
+    fn fd_count(&self) -> usize {
+        fd_count(self.pid())
+    }
+
+    /// Waits (bounded) until the server's fd count is `n`; returns the last count seen.
+    fn await_fd_count(&self, n: usize) -> usize {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            // The admin round trip is processed after every earlier event on the server's one
+            // loop, so each `show` is a barrier, not a sleep.
+            let _ = self.show();
+            let c = self.fd_count();
+            if c == n || Instant::now() > deadline {
+                return c;
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// A SAPI client connection.
+struct Client {
+    fd: OwnedFd,
+}
+
+struct Reply {
+    msg: Message,
+    fds: Vec<OwnedFd>,
+}
+
+impl Client {
+    fn connect(path: &Path) -> Client {
+        let fd = socket(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .expect("socket");
+        connect(fd.as_raw_fd(), &UnixAddr::new(path).expect("addr")).expect("connect");
+        Client { fd }
+    }
+
+    fn send_bytes(&self, bytes: &[u8]) {
+        sendmsg::<()>(
+            self.fd.as_raw_fd(),
+            &[IoSlice::new(bytes)],
+            &[],
+            MsgFlags::empty(),
+            None,
+        )
+        .expect("send");
+    }
+
+    fn send(&self, msg: &Message) {
+        self.send_bytes(&msg.encode(Profile::Head).expect("encodable"));
+    }
+
+    fn readable(&self, timeout: Duration) -> bool {
+        let mut p = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut p, 1, timeout.as_millis() as i32) };
+        n > 0
+    }
+
+    /// Receives one datagram and its fds; `None` on EOF.
+    fn recv_raw(&self) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
+        assert!(self.readable(TIMEOUT), "nothing arrived within {TIMEOUT:?}");
+        let mut buf = [0u8; 512];
+        let mut cmsg = nix::cmsg_space!([RawFd; 32]);
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let msg = recvmsg::<()>(
+            self.fd.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .expect("recvmsg");
+        let len = msg.bytes;
+        let mut fds = Vec::new();
+        for c in msg.cmsgs().expect("cmsgs fit") {
+            if let ControlMessageOwned::ScmRights(raw) = c {
+                // SAFETY: the kernel just installed these fds for us.
+                fds.extend(raw.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }));
+            }
+        }
+        if len == 0 {
+            return None;
+        }
+        Some((buf[..len].to_vec(), fds))
+    }
+
+    fn recv(&self) -> Reply {
+        let (bytes, fds) = self.recv_raw().expect("a reply, not EOF");
+        assert_eq!(bytes.len(), MSG_LEN, "every reply is 209 bytes");
+        let msg = Message::decode(&bytes, Profile::Head, Direction::ServerToApp).expect("decodes");
+        Reply { msg, fds }
+    }
+
+    fn expect_eof(&self) {
+        assert!(self.recv_raw().is_none(), "expected EOF");
+    }
+}
+
+fn attach_options() -> AttachOptions {
+    AttachOptions::default()
+        .with_flags(
+            AppOptionFlags::ACCEPT_REDIRECT
+                | AppOptionFlags::ADD_SEGMENT
+                | AppOptionFlags::EVT_MQ_USE_EVENTFD,
+        )
+        .with(OptionIndex::EvtQueueSize, 256)
+        .with(OptionIndex::SegmentSize, 16 << 20)
+        .with(OptionIndex::AddSegmentSize, 16 << 20)
+}
+
+fn attach_msg(name: &str) -> Message {
+    Message::Attach(Attach {
+        name: AppName::new(name.as_bytes()).expect("name"),
+        options: attach_options(),
+    })
+}
+
+fn fd_target(fd: &OwnedFd) -> String {
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
+/// The child role: attach (and add a worker), print the app index, then block until killed.
+fn child_main(path: &str, stage: &str) {
+    if let Some(n) = stage.strip_prefix("many:") {
+        let n: usize = n.parse().expect("count");
+        let mut keep = Vec::with_capacity(n);
+        for i in 0..n {
+            let c = Client::connect(Path::new(path));
+            c.send(&Message::Attach(Attach {
+                name: AppName::new(format!("many-{i}").as_bytes()).expect("name"),
+                options: AttachOptions::default(),
+            }));
+            let r = c.recv();
+            assert!(matches!(r.msg, Message::AttachReply(ref a) if a.retval == 0));
+            keep.push(c);
+        }
+        report(n);
+        std::mem::forget(keep);
+        block_until_killed();
+    }
+    let c = Client::connect(Path::new(path));
+    if stage == "connect" {
+        report(0);
+    } else {
+        c.send(&attach_msg("crash-child"));
+        if stage == "sent" {
+            report(0);
+        } else {
+            let r = c.recv();
+            let Message::AttachReply(a) = r.msg else {
+                panic!("not an attach reply")
+            };
+            let mut keep = vec![c];
+            if stage == "worker" {
+                let w = Client::connect(Path::new(path));
+                w.send(&Message::AddDelWorker(AddDelWorker {
+                    app_index: a.app_index,
+                    wrk_index: 0,
+                    is_add: true,
+                }));
+                let _ = w.recv();
+                keep.push(w);
+            }
+            report(a.app_index as usize);
+            std::mem::forget(keep);
+        }
+    }
+    block_until_killed();
+}
+
+/// Tells the parent the child reached its stage. libtest may have printed `test name ... `
+/// without a newline, so the report starts on a line of its own and carries a marker.
+fn report(n: usize) {
+    println!("\nSAPI-CHILD {n}");
+}
+
+fn block_until_killed() -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    // Block until SIGKILL: read stdin, which the parent never writes or closes.
+    let mut s = String::new();
+    let _ = std::io::stdin().read_line(&mut s);
+    std::process::exit(0);
+}
+
+fn spawn_child(path: &Path, stage: &str, test_name: &str) -> (Child, u32) {
+    let mut child = Command::new(std::env::current_exe().expect("exe"))
+        .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
+        .env("SAPI_TEST_CHILD", format!("{}|{stage}", path.display()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn child");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(Ok(n)) = line
+                .split_once("SAPI-CHILD ")
+                .map(|(_, n)| n.trim().parse::<u32>())
+            {
+                let _ = tx.send(n);
+                return;
+            }
+        }
+    });
+    let app = rx.recv_timeout(TIMEOUT).expect("child reported");
+    (child, app)
+}
+
+#[test]
+fn child_entry() {
+    // Not a test of its own: the entry point of the child processes spawned by other tests.
+    if let Ok(spec) = std::env::var("SAPI_TEST_CHILD") {
+        let (path, stage) = spec.split_once('|').expect("path|stage");
+        child_main(path, stage);
+    }
+}
+
+fn kill(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn socket_is_seqpacket_with_mode_0775() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let server = Server::start("mode", &[]);
+    let meta = std::fs::symlink_metadata(server.socket_path()).expect("socket file");
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o775);
+}
+
+#[test]
+fn attach_maps_both_segments_and_finds_both_mqs() {
+    let server = Server::start("attach", &[]);
+    let c = Client::connect(&server.socket_path());
+    c.send(&attach_msg("probe-app-1"));
+    let Reply { msg, fds } = c.recv();
+    let Message::AttachReply(r) = msg else {
+        panic!("{msg:?}")
+    };
+    assert_eq!(r.retval, 0);
+    assert_eq!(r.app_index, 1);
+    assert_eq!(r.app_mq, 0x140);
+    assert_eq!(r.vpp_ctrl_mq, 0x140);
+    assert_eq!(r.segment_handle, 1 << 32);
+    assert_eq!(r.api_client_handle, 1);
+    assert_eq!(
+        (r.n_fds, r.fd_flags),
+        (3, FdFlags::all() - FdFlags::VPP_MQ_EVENTFD)
+    );
+    assert_eq!(fds.len(), 3);
+    assert!(fd_target(&fds[0]).starts_with("/memfd:session: wrk-mqs-segment"));
+    assert!(fd_target(&fds[1]).starts_with("/memfd:seg-1-0-0"));
+    assert_eq!(fd_target(&fds[2]), "anon_inode:[eventfd]");
+
+    let mut fds = fds.into_iter();
+    let mqs = Segment::attach(fds.next().expect("fd")).expect("map mqs segment");
+    let app_seg = Segment::attach(fds.next().expect("fd")).expect("map app segment");
+    let eventfd = fds.next().expect("eventfd");
+    assert_eq!(mqs.ssvm_size(), 0x14d0a0);
+    assert_eq!(app_seg.ssvm_size(), 16_789_504);
+    assert_eq!(mqs.fifo_segment_header().expect("header").n_mqs, 1);
+
+    let ctrl = MqConsumer::attach(
+        &mqs,
+        r.vpp_ctrl_mq,
+        PthreadSignal::new(&mqs, r.vpp_ctrl_mq).expect("ctrl mq mutex"),
+    )
+    .expect("ctrl mq well-formed");
+    let spec = MqSpec::vpp_ctrl(2048);
+    assert_eq!(ctrl.geometry().queue_len(), spec.queue_len);
+    assert_eq!(ctrl.geometry().rings(), spec.rings);
+    let app_mq = MqConsumer::attach(&app_seg, r.app_mq, EventFdSignal::new(eventfd.as_fd()))
+        .expect("app mq well-formed");
+    let spec = MqSpec::app_event_queue(256);
+    assert_eq!(app_mq.geometry().queue_len(), spec.queue_len);
+    assert_eq!(app_mq.geometry().rings(), spec.rings);
+    assert_eq!(app_mq.len().expect("cursize"), 0);
+}
+
+#[test]
+fn segment_add_sends_fd_then_event_and_worker_lifecycle_and_kill_leave_nothing() {
+    let server = Server::start("lifecycle", &[]);
+    let baseline = server.fd_count();
+
+    let c = Client::connect(&server.socket_path());
+    c.send(&attach_msg("lifecycle"));
+    let Reply { msg, fds } = c.recv();
+    let Message::AttachReply(r) = msg else {
+        panic!("{msg:?}")
+    };
+    let mut fds = fds.into_iter();
+    let _mqs = fds.next();
+    let seg = Segment::attach(fds.next().expect("fd")).expect("map");
+    let eventfd = fds.next().expect("eventfd");
+    let mut mq =
+        MqConsumer::attach(&seg, r.app_mq, EventFdSignal::new(eventfd.as_fd())).expect("mq");
+
+    // Segment add: SEND_FDS with one memfd arrives, then the event is in the mq.
+    server.admin(&["segment", "add", "--app", &r.app_index.to_string()]);
+    let Reply { msg, fds } = c.recv();
+    assert_eq!(msg, Message::SendFds);
+    assert_eq!(fds.len(), 1);
+    let new_seg = Segment::attach(fds.into_iter().next().expect("fd")).expect("map new");
+    let mut element = [0u8; 256];
+    let got = mq
+        .recv(&mut element, Some(TIMEOUT))
+        .expect("APP_ADD_SEGMENT posted");
+    assert_eq!(got.ring, 1, "control events use ring 1");
+    let body =
+        AppAddSegment::decode_element(&element, SessionEventType::AppAddSegment.number_head())
+            .expect("an APP_ADD_SEGMENT element");
+    assert_eq!(u64::from(body.segment_size), new_seg.ssvm_size());
+    assert_eq!(body.fd_flags, 0x02);
+    assert_eq!(body.segment_handle, (1 << 32) | 1);
+
+    // Worker add on a new socket, then delete: no reply, EOF.
+    let w = Client::connect(&server.socket_path());
+    w.send(&Message::AddDelWorker(AddDelWorker {
+        app_index: r.app_index,
+        wrk_index: 0,
+        is_add: true,
+    }));
+    let Reply { msg, fds } = w.recv();
+    let Message::AddDelWorkerReply(wr) = msg else {
+        panic!("{msg:?}")
+    };
+    assert_eq!((wr.retval, wr.wrk_index, wr.n_fds, fds.len()), (0, 1, 2, 2));
+    drop(fds);
+    w.send(&Message::AddDelWorker(AddDelWorker {
+        app_index: r.app_index,
+        wrk_index: 1,
+        is_add: false,
+    }));
+    w.expect_eof();
+
+    drop(mq);
+    drop((c, seg, new_seg, eventfd));
+    let after = server.await_fd_count(baseline);
+    assert_eq!(after, baseline, "server fd count back to baseline");
+    let show = server.show();
+    assert_eq!(show["apps"].as_array().map(Vec::len), Some(0));
+}
+
+#[rstest]
+#[case::after_connect("connect")]
+#[case::after_sending_attach("sent")]
+#[case::after_the_reply("reply")]
+#[case::with_a_worker("worker")]
+fn sigkilled_client_leaves_nothing_behind(#[case] stage: &str) {
+    let server = Server::start(&format!("kill-{stage}"), &[]);
+    let baseline = server.fd_count();
+    let (mut child, app) = spawn_child(&server.socket_path(), stage, "child_entry");
+    kill(&mut child);
+    assert_eq!(server.await_fd_count(baseline), baseline);
+    let show = server.show();
+    assert_eq!(show["apps"].as_array().map(Vec::len), Some(0), "{show}");
+    assert_eq!(
+        show["namespaces"][0]["sockets"].as_array().map(Vec::len),
+        Some(1),
+        "only the listener is left: {show}"
+    );
+    if app != 0 {
+        // Observed through the protocol: a worker add for the dead app is INVALID.
+        let c = Client::connect(&server.socket_path());
+        c.send(&Message::AddDelWorker(AddDelWorker {
+            app_index: app,
+            wrk_index: 0,
+            is_add: true,
+        }));
+        let Message::AddDelWorkerReply(r) = c.recv().msg else {
+            panic!()
+        };
+        assert_eq!(r.retval, -19);
+    }
+}
+
+#[test]
+fn a_thousand_apps_then_all_killed() {
+    raise_nofile();
+    let server = Server::start("thousand", &[]);
+    let baseline = server.fd_count();
+    let path = server.socket_path();
+    // Four real processes with 250 attached apps each, then SIGKILL for all of them.
+    let mut children: Vec<Child> = (0..4)
+        .map(|_| spawn_child(&path, "many:250", "child_entry").0)
+        .collect();
+    let show = server.show();
+    assert_eq!(show["apps"].as_array().map(Vec::len), Some(1000));
+    // The server holds each app's socket and segment memfd.
+    assert!(server.fd_count() >= baseline + 2000);
+    for c in &mut children {
+        kill(c);
+    }
+    assert_eq!(server.await_fd_count(baseline), baseline);
+    assert_eq!(server.show()["apps"].as_array().map(Vec::len), Some(0));
+    let c = Client::connect(&path);
+    c.send(&attach_msg("still-serving"));
+    assert!(matches!(c.recv().msg, Message::AttachReply(ref a) if a.retval == 0));
+}
+
+fn raise_nofile() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
