@@ -602,7 +602,9 @@ fn segment_add_sends_the_fd_before_posting_the_event() {
         handle,
     });
     assert!(r.is_ok());
-    assert!(matches!(sim.posted.last(), Some((_, CtrlEvent::AppDelSegment { handle: h })) if *h == handle));
+    assert!(
+        matches!(sim.posted.last(), Some((_, CtrlEvent::AppDelSegment { handle: h })) if *h == handle)
+    );
     assert_eq!(sim.live_segments.len(), 1);
 }
 
