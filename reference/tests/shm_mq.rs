@@ -256,7 +256,7 @@ fn corrupted(edit: impl FnOnce(&Segment, u64)) -> MqError {
     let seg = segment();
     let off = mq::create(&seg, &basic_spec()).expect("create");
     edit(&seg, off);
-    MqGeometry::read(&seg, off).expect_err("must be rejected")
+    MqGeometry::read_quiescent(&seg, off).expect_err("must be rejected")
 }
 
 #[test]

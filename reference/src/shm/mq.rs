@@ -236,7 +236,8 @@ impl MqGeometry {
         self.rings.get(i).map(|r| r.hdr)
     }
 
-    /// Reads and validates the mq image at `offset`.
+    /// Reads and validates the mq image at `offset`: ring count, queue and ring sizes, element
+    /// sizes, and that everything lies inside `mem`.
     pub fn read<M: Memory>(mem: &M, offset: u64) -> Result<Self, MqError> {
         let corrupt = |field, value: u64| MqError::Corrupt {
             offset,
@@ -290,6 +291,15 @@ impl MqGeometry {
             });
             hdr += l::RING_HEADER_SIZE + data;
         }
+        Ok(g)
+    }
+
+    /// As [`MqGeometry::read`], and also checks the live head/tail/cursize indices against the
+    /// geometry. Only for a queue nobody is using (inspection, tests): the indices are plain
+    /// fields owned by the running producer and consumer, which validate their own at every
+    /// use instead.
+    pub fn read_quiescent<M: Memory>(mem: &M, offset: u64) -> Result<Self, MqError> {
+        let g = Self::read(mem, offset)?;
         g.check_cursors(mem)?;
         Ok(g)
     }
@@ -367,7 +377,7 @@ pub fn init_image<M: Memory>(mem: &M, offset: u64, spec: &MqSpec) -> Result<MqGe
         mem.write_u32(hdr + l::RING_ELSIZE, r.elsize)?;
         hdr += l::RING_HEADER_SIZE + r.nitems as u64 * r.elsize as u64;
     }
-    MqGeometry::read(mem, offset)
+    MqGeometry::read_quiescent(mem, offset)
 }
 
 /// Allocates an mq for `spec` in `seg` (growing `n_reserved_bytes`, as VPP does), writes its
@@ -389,11 +399,11 @@ pub trait Signal {
     /// Takes the producer lock; `Ok(None)` if `block` is false and it is taken.
     fn lock(&self, block: bool) -> Result<Option<Self::Guard<'_>>, MqError>;
     /// Producer, holding the lock: the queue went from empty to non-empty.
-    fn notify_from_producer(&self, guard: &mut Self::Guard<'_>) -> Result<(), MqError>;
+    fn notify_from_producer<'g>(&'g self, guard: &mut Self::Guard<'g>) -> Result<(), MqError>;
     /// Producer, holding the lock: wait until `ready()` or `deadline`; true if ready.
-    fn wait_in_producer(
-        &self,
-        guard: &mut Self::Guard<'_>,
+    fn wait_in_producer<'g>(
+        &'g self,
+        guard: &mut Self::Guard<'g>,
         ready: &mut dyn FnMut() -> bool,
         deadline: Option<Instant>,
     ) -> Result<bool, MqError>;
@@ -405,6 +415,37 @@ pub trait Signal {
         ready: &mut dyn FnMut() -> bool,
         deadline: Option<Instant>,
     ) -> Result<bool, MqError>;
+}
+
+impl<S: Signal> Signal for &S {
+    type Guard<'g>
+        = S::Guard<'g>
+    where
+        Self: 'g;
+    fn lock(&self, block: bool) -> Result<Option<Self::Guard<'_>>, MqError> {
+        (**self).lock(block)
+    }
+    fn notify_from_producer<'g>(&'g self, guard: &mut Self::Guard<'g>) -> Result<(), MqError> {
+        (**self).notify_from_producer(guard)
+    }
+    fn wait_in_producer<'g>(
+        &'g self,
+        guard: &mut Self::Guard<'g>,
+        ready: &mut dyn FnMut() -> bool,
+        deadline: Option<Instant>,
+    ) -> Result<bool, MqError> {
+        (**self).wait_in_producer(guard, ready, deadline)
+    }
+    fn notify_from_consumer(&self) -> Result<(), MqError> {
+        (**self).notify_from_consumer()
+    }
+    fn wait_in_consumer(
+        &self,
+        ready: &mut dyn FnMut() -> bool,
+        deadline: Option<Instant>,
+    ) -> Result<bool, MqError> {
+        (**self).wait_in_consumer(ready, deadline)
+    }
 }
 
 /// Eventfd mode: both directions write `1` to one eventfd; waiting reads it.
@@ -505,11 +546,11 @@ impl Signal for EventFdSignal<'_> {
         // cross-process producer lock (VPP uses a process-private spin lock).
         Ok(Some(()))
     }
-    fn notify_from_producer(&self, _g: &mut ()) -> Result<(), MqError> {
+    fn notify_from_producer<'g>(&'g self, _g: &mut ()) -> Result<(), MqError> {
         self.post()
     }
-    fn wait_in_producer(
-        &self,
+    fn wait_in_producer<'g>(
+        &'g self,
         _g: &mut (),
         ready: &mut dyn FnMut() -> bool,
         deadline: Option<Instant>,
@@ -697,14 +738,14 @@ impl Signal for PthreadSignal<'_> {
     fn lock(&self, block: bool) -> Result<Option<PthreadGuard>, MqError> {
         self.lock_raw(block)
     }
-    fn notify_from_producer(&self, _g: &mut PthreadGuard) -> Result<(), MqError> {
+    fn notify_from_producer<'g>(&'g self, _g: &mut PthreadGuard) -> Result<(), MqError> {
         // SAFETY: valid condvar; the mutex is held by the guard.
         check("pthread_cond_broadcast", unsafe {
             libc::pthread_cond_broadcast(self.cond)
         })
     }
-    fn wait_in_producer(
-        &self,
+    fn wait_in_producer<'g>(
+        &'g self,
         _g: &mut PthreadGuard,
         ready: &mut dyn FnMut() -> bool,
         deadline: Option<Instant>,
@@ -772,12 +813,12 @@ impl Signal for ModelEventFd {
     fn lock(&self, _block: bool) -> Result<Option<()>, MqError> {
         Ok(Some(()))
     }
-    fn notify_from_producer(&self, _g: &mut ()) -> Result<(), MqError> {
+    fn notify_from_producer<'g>(&'g self, _g: &mut ()) -> Result<(), MqError> {
         self.post();
         Ok(())
     }
-    fn wait_in_producer(
-        &self,
+    fn wait_in_producer<'g>(
+        &'g self,
         _g: &mut (),
         ready: &mut dyn FnMut() -> bool,
         _deadline: Option<Instant>,
@@ -827,13 +868,13 @@ impl Signal for ModelCondvar {
             self.mutex.lock().unwrap_or_else(|e| e.into_inner()),
         )))
     }
-    fn notify_from_producer(&self, _g: &mut Self::Guard<'_>) -> Result<(), MqError> {
+    fn notify_from_producer<'g>(&'g self, _g: &mut Self::Guard<'g>) -> Result<(), MqError> {
         self.cv.notify_all();
         Ok(())
     }
-    fn wait_in_producer(
-        &self,
-        g: &mut Self::Guard<'_>,
+    fn wait_in_producer<'g>(
+        &'g self,
+        g: &mut Self::Guard<'g>,
         ready: &mut dyn FnMut() -> bool,
         _deadline: Option<Instant>,
     ) -> Result<bool, MqError> {
@@ -941,11 +982,11 @@ impl<'m, M: Memory, S: Signal> MqProducer<'m, M, S> {
         Ok(cur >= self.g.queue_len)
     }
 
-    fn enqueue_locked(
-        &self,
+    fn enqueue_locked<'g>(
+        &'g self,
         ring: usize,
         data: &[u8],
-        guard: &mut S::Guard<'_>,
+        guard: &mut S::Guard<'g>,
     ) -> Result<(), MqError> {
         let r = self.g.rings[ring];
         let mem = self.mem;
