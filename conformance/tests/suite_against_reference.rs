@@ -45,7 +45,7 @@ fn not_passing(v: &serde_json::Value) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "reference server not ready"]
+
 fn whole_suite_passes_against_the_reference_in_both_profiles() {
     for profile in ["head", "seed"] {
         let start = std::time::Instant::now();
@@ -70,7 +70,7 @@ fn whole_suite_passes_against_the_reference_in_both_profiles() {
 }
 
 #[test]
-#[ignore = "reference server not ready"]
+
 fn every_injected_fault_fails_a_named_scenario() {
     let list = bin()
         .args(["reference", "serve", "--inject-fault", "list"])
