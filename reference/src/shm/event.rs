@@ -230,7 +230,7 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(x)
 }
 
-fn body<'b>(element: &'b [u8], event_type: u8, size: usize) -> Result<&'b [u8], EventError> {
+fn body(element: &[u8], event_type: u8, size: usize) -> Result<&[u8], EventError> {
     let needed = CTRL_BODY_OFFSET + size;
     if element.len() < needed {
         return Err(EventError::Truncated {

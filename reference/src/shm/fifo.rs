@@ -22,7 +22,7 @@ use super::alloc::FifoSegmentView;
 use super::layout::{fifo as l, fsh};
 use super::memory::{Fault, Memory};
 use super::segment::SegmentError;
-use super::sync::{Atomic, Ordering};
+use super::sync::{Atomic, Ordering, fence};
 
 /// `want_deq_ntf` bit: notify the producer on every dequeue.
 pub const WANT_DEQ_NOTIF: u32 = 1;
@@ -468,11 +468,18 @@ impl<'m, M: Memory> FifoProducer<'m, M> {
     }
 
     /// Asks the consumer for dequeue notifications ([`WANT_DEQ_NOTIF`] and friends).
+    ///
+    /// A producer that found the fifo full sets this and then re-checks
+    /// [`FifoProducer::free_space`]: the SeqCst fence here and the one in
+    /// [`FifoConsumer::needs_deq_ntf`] guarantee that either the re-check sees the consumer's
+    /// new head or the consumer sees the request (without them, each side's store could sit in
+    /// its store buffer while it loads the other's stale value, and the wake-up is lost).
     pub fn add_want_deq_ntf(&self, bits: u32) -> Result<(), FifoError> {
         self.r
             .mem()
             .atomic_u32(self.r.f + l::WANT_DEQ_NTF)?
             .fetch_or(bits, Ordering::Release);
+        fence(Ordering::SeqCst);
         Ok(())
     }
 
@@ -660,6 +667,8 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
     /// sending one.
     pub fn needs_deq_ntf(&self, n_last: u32) -> Result<bool, FifoError> {
         let mem = self.r.mem();
+        // Pairs with the fence in `add_want_deq_ntf` (after our release of `head`).
+        fence(Ordering::SeqCst);
         let want = mem
             .atomic_u32(self.r.f + l::WANT_DEQ_NTF)?
             .load(Ordering::Acquire);

@@ -546,11 +546,11 @@ impl Signal for EventFdSignal<'_> {
         // cross-process producer lock (VPP uses a process-private spin lock).
         Ok(Some(()))
     }
-    fn notify_from_producer<'g>(&'g self, _g: &mut ()) -> Result<(), MqError> {
+    fn notify_from_producer(&self, _g: &mut ()) -> Result<(), MqError> {
         self.post()
     }
-    fn wait_in_producer<'g>(
-        &'g self,
+    fn wait_in_producer(
+        &self,
         _g: &mut (),
         ready: &mut dyn FnMut() -> bool,
         deadline: Option<Instant>,
@@ -738,14 +738,14 @@ impl Signal for PthreadSignal<'_> {
     fn lock(&self, block: bool) -> Result<Option<PthreadGuard>, MqError> {
         self.lock_raw(block)
     }
-    fn notify_from_producer<'g>(&'g self, _g: &mut PthreadGuard) -> Result<(), MqError> {
+    fn notify_from_producer(&self, _g: &mut PthreadGuard) -> Result<(), MqError> {
         // SAFETY: valid condvar; the mutex is held by the guard.
         check("pthread_cond_broadcast", unsafe {
             libc::pthread_cond_broadcast(self.cond)
         })
     }
-    fn wait_in_producer<'g>(
-        &'g self,
+    fn wait_in_producer(
+        &self,
         _g: &mut PthreadGuard,
         ready: &mut dyn FnMut() -> bool,
         deadline: Option<Instant>,
@@ -813,12 +813,12 @@ impl Signal for ModelEventFd {
     fn lock(&self, _block: bool) -> Result<Option<()>, MqError> {
         Ok(Some(()))
     }
-    fn notify_from_producer<'g>(&'g self, _g: &mut ()) -> Result<(), MqError> {
+    fn notify_from_producer(&self, _g: &mut ()) -> Result<(), MqError> {
         self.post();
         Ok(())
     }
-    fn wait_in_producer<'g>(
-        &'g self,
+    fn wait_in_producer(
+        &self,
         _g: &mut (),
         ready: &mut dyn FnMut() -> bool,
         _deadline: Option<Instant>,
@@ -1045,10 +1045,10 @@ impl<'m, M: Memory, S: Signal> MqProducer<'m, M, S> {
             return Err(MqError::Busy);
         };
         loop {
-            if !self.queue_full()? {
-                if let Some(ring) = self.pick_ring(data.len())? {
-                    return self.enqueue_locked(ring, data, &mut guard);
-                }
+            if !self.queue_full()?
+                && let Some(ring) = self.pick_ring(data.len())?
+            {
+                return self.enqueue_locked(ring, data, &mut guard);
             }
             let mut err = None;
             let mut ready = || match (self.queue_full(), self.pick_ring(data.len())) {
