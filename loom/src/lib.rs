@@ -6,7 +6,7 @@
 //! CARGO_TARGET_DIR=target/loom RUSTFLAGS="--cfg loom" cargo test -p sapi-loom --release -- --nocapture
 //! ```
 //!
-//! `SAPI_LOOM_PREEMPTIONS` bounds the preemptions loom explores per execution (default 4 for
+//! `SAPI_LOOM_PREEMPTIONS` bounds the preemptions loom explores per execution (default 5 for
 //! the full run; CI uses 2). Each model prints how many interleavings it explored.
 //!
 //! They run the shipping algorithms (`sapi_reference::shm::{mq, fifo, alloc}`) over

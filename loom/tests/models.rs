@@ -16,7 +16,7 @@ fn preemption_bound() -> usize {
     std::env::var("SAPI_LOOM_PREEMPTIONS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(4)
+        .unwrap_or(5)
 }
 
 /// Runs `f` under loom with the configured preemption bound and reports how many
