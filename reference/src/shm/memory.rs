@@ -110,16 +110,16 @@ pub trait Memory {
 
 /// Copies `len` bytes between non-overlapping buffers.
 ///
-/// Kept as the single copy routine of the fifo and mq so that a faster one (glibc `memcpy`
-/// is 12–22× slower than aligned when source and destination are 1–31 bytes apart mod 4096
-/// on the target machines) can be swapped in at one place.
+/// Kept as the single copy routine of the fifo and mq; it is [`super::copy`]'s, because glibc
+/// `memcpy` is 12–22× slower than aligned when source and destination are 1–31 bytes apart
+/// mod 4096 on the target machines.
 ///
 /// # Safety
 /// `src` must be valid for `len` reads, `dst` for `len` writes, and they must not overlap.
 #[inline]
 pub unsafe fn copy_bytes(dst: *mut u8, src: *const u8, len: usize) {
     // SAFETY: forwarded from the caller.
-    unsafe { std::ptr::copy_nonoverlapping(src, dst, len) }
+    unsafe { super::copy::copy_nonoverlapping(dst, src, len) }
 }
 
 /// A window of a live mapping, addressed from its start.

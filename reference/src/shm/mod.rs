@@ -11,6 +11,7 @@
 //! * [`layout`] — `#[repr(C)]` mirrors of VPP's structs and the offsets derived from them.
 //! * [`segment`] — memfd segments: create, attach, own fd + mapping.
 //! * [`alloc`] — the fifo-segment header: bump allocator and chunk free lists.
+//! * [`copy`] — the bulk copy into and out of segments, fast at any address alignment.
 //! * [`mq`] — the message queue (handles + rings), both signalling modes.
 //! * [`fifo`] — the SPSC byte fifo with chunk growth.
 //! * [`event`] — session events and the segment control messages carried in the mq.
@@ -19,6 +20,7 @@
 //! code run over mapped segments is the code the `sapi-loom` models check over heap memory.
 
 pub mod alloc;
+pub mod copy;
 pub mod event;
 pub mod fifo;
 pub mod layout;
