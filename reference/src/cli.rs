@@ -13,9 +13,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::core::{AdminCommand, Fault, Faults};
+use crate::core::{AccessPolicy, AdminCommand, Fault, Faults};
 use crate::io::admin::{AdminRequest, request};
-use crate::io::{ServeConfig, serve};
+use crate::io::{NamespaceConfig, ServeConfig, serve};
 use crate::wire::Profile;
 
 #[derive(Parser, Debug)]
@@ -72,6 +72,17 @@ enum Command {
         /// TEST ONLY: deviate from the protocol on purpose (`list` prints the names).
         #[arg(long = "inject-fault", value_name = "NAME")]
         faults: Vec<String>,
+        /// Accept connections only from this uid (repeatable; with --allow-gid, either
+        /// matches). By default anyone who can open the socket file may connect, as with VPP.
+        #[arg(long = "allow-uid", value_name = "UID")]
+        allow_uids: Vec<u32>,
+        /// Accept connections only from this gid (repeatable).
+        #[arg(long = "allow-gid", value_name = "GID")]
+        allow_gids: Vec<u32>,
+        /// Refuse an ATTACH whose NAMESPACE_SECRET option differs from its namespace's secret
+        /// (WRONG_NS_SECRET). VPP ignores secrets over the socket API, so this is off by default.
+        #[arg(long)]
+        enforce_ns_secret: bool,
     },
     /// Print namespaces, sockets, apps, workers, segments (like VPP's `show app ns ... api-clients`).
     Show {
@@ -98,6 +109,9 @@ enum NsCommand {
         /// Socket name (path or abstract:NAME).
         #[arg(long)]
         sock_name: Option<String>,
+        /// Namespace secret (checked only by a server started with --enforce-ns-secret).
+        #[arg(long)]
+        secret: Option<u64>,
         #[command(flatten)]
         dir: RuntimeDir,
     },
@@ -151,21 +165,25 @@ fn parse_u64(s: &str) -> Result<u64, String> {
     r.map_err(|e| format!("{s:?} is not a number: {e}"))
 }
 
-/// Splits `ID[,sock-name=PATH]`.
-fn parse_namespace(s: &str) -> Result<(String, Option<String>), String> {
-    let (id, rest) = match s.split_once(',') {
-        Some((id, rest)) => (id, Some(rest)),
-        None => (s, None),
+/// Splits `ID[,sock-name=PATH][,secret=N]`.
+fn parse_namespace(s: &str) -> Result<NamespaceConfig, String> {
+    let mut parts = s.split(',');
+    let mut ns = NamespaceConfig {
+        id: parts.next().unwrap_or_default().to_owned(),
+        ..NamespaceConfig::default()
     };
-    let sock = match rest {
-        None => None,
-        Some(r) => Some(
-            r.strip_prefix("sock-name=")
-                .ok_or_else(|| format!("--namespace {s:?}: expected ID,sock-name=PATH"))?
-                .to_owned(),
-        ),
-    };
-    Ok((id.to_owned(), sock))
+    for part in parts {
+        if let Some(name) = part.strip_prefix("sock-name=") {
+            ns.sock_name = Some(name.to_owned());
+        } else if let Some(secret) = part.strip_prefix("secret=") {
+            ns.secret = Some(parse_u64(secret).map_err(|e| format!("--namespace {s:?}: {e}"))?);
+        } else {
+            return Err(format!(
+                "--namespace {s:?}: unknown part {part:?} (expected ID[,sock-name=PATH][,secret=N])"
+            ));
+        }
+    }
+    Ok(ns)
 }
 
 /// Runs the `sapi-reference` CLI with `args` (the first item is the program name).
@@ -192,11 +210,38 @@ where
             workers,
             profile,
             faults,
-        } => run_serve(dir.get(), &namespaces, workers, profile, &faults),
+            allow_uids,
+            allow_gids,
+            enforce_ns_secret,
+        } => run_serve(
+            ServeArgs {
+                runtime_dir: dir.get(),
+                workers,
+                profile,
+                access: AccessPolicy {
+                    allow_uids,
+                    allow_gids,
+                },
+                enforce_ns_secret,
+            },
+            &namespaces,
+            &faults,
+        ),
         Command::Show { dir, json } => admin(&dir, AdminCommand::Show, json),
-        Command::Ns(NsCommand::Add { id, sock_name, dir }) => {
-            admin(&dir, AdminCommand::NsAdd { id, sock_name }, false)
-        }
+        Command::Ns(NsCommand::Add {
+            id,
+            sock_name,
+            secret,
+            dir,
+        }) => admin(
+            &dir,
+            AdminCommand::NsAdd {
+                id,
+                sock_name,
+                secret,
+            },
+            false,
+        ),
         Command::Ns(NsCommand::Del { id, dir }) => admin(&dir, AdminCommand::NsDel { id }, false),
         Command::Segment(SegmentCommand::Add { app, worker, dir }) => {
             admin(&dir, AdminCommand::SegmentAdd { app, wrk: worker }, false)
@@ -231,13 +276,15 @@ fn admin(dir: &RuntimeDir, command: AdminCommand, json: bool) -> ExitCode {
     }
 }
 
-fn run_serve(
+struct ServeArgs {
     runtime_dir: PathBuf,
-    namespaces: &[String],
     workers: u8,
     profile: Profile,
-    fault_names: &[String],
-) -> ExitCode {
+    access: AccessPolicy,
+    enforce_ns_secret: bool,
+}
+
+fn run_serve(args: ServeArgs, namespaces: &[String], fault_names: &[String]) -> ExitCode {
     if fault_names.iter().any(|f| f == "list") {
         for f in Fault::ALL {
             println!("{f}");
@@ -274,11 +321,13 @@ fn run_serve(
         }
     };
     let cfg = ServeConfig {
-        runtime_dir,
+        runtime_dir: args.runtime_dir,
         namespaces: extra,
-        vpp_workers: workers,
-        profile,
+        vpp_workers: args.workers,
+        profile: args.profile,
         faults,
+        access: args.access,
+        enforce_ns_secret: args.enforce_ns_secret,
     };
     let result = serve(cfg, Some(stop), |_| {
         let mut out = std::io::stdout().lock();
@@ -319,9 +368,10 @@ fn stop_on_signals() -> nix::Result<OwnedFd> {
 /// a memfd and maybe an eventfd, and the default soft limit of 1024 would stop it near 300 apps.
 fn raise_nofile_limit() {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_err() {
-            tracing::warn!(soft, hard, "cannot raise RLIMIT_NOFILE");
-        }
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+        && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_err()
+    {
+        tracing::warn!(soft, hard, "cannot raise RLIMIT_NOFILE");
     }
 }

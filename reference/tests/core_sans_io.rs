@@ -40,6 +40,8 @@ impl Sim {
             vpp_ctrl_mq_offset: 0x140,
             runtime_dir: "/run/test".into(),
             faults,
+            access: Default::default(),
+            enforce_ns_secret: false,
         });
         let mut sim = Sim {
             core,
@@ -54,6 +56,7 @@ impl Sim {
         let r = sim.admin(AdminCommand::NsAdd {
             id: "default".into(),
             sock_name: None,
+            secret: None,
         });
         assert!(r.is_ok(), "{r:?}");
         sim
@@ -626,6 +629,7 @@ fn namespaces_isolate_apps_and_deleting_one_closes_its_sockets() {
     let r = sim.admin(AdminCommand::NsAdd {
         id: "blue".into(),
         sock_name: None,
+        secret: None,
     });
     assert!(r.is_ok(), "{r:?}");
     let a = sim.connect(1);

@@ -200,7 +200,7 @@ fn fuzz_encoding_round_trips() {
     for seed in 0..20 {
         let ops: Vec<Op> = ops_from_seed(seed, 200)
             .into_iter()
-            .map(|op| normalise_picks(op))
+            .map(normalise_picks)
             .collect();
         for profile in Profile::ALL {
             let bytes = sim_harness::encode_ops(profile, SendFailureMode::Deferred, &ops);

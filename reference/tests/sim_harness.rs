@@ -241,6 +241,8 @@ impl Sim {
             vpp_ctrl_mq_offset: 0x140,
             runtime_dir: "/run/sim".into(),
             faults: Faults::default(),
+            access: Default::default(),
+            enforce_ns_secret: false,
         });
         let mut sim = Sim {
             core,
@@ -273,6 +275,7 @@ impl Sim {
         sim.admin(AdminCommand::NsAdd {
             id: "default".into(),
             sock_name: None,
+            secret: None,
         });
         sim
     }
@@ -842,6 +845,7 @@ impl Sim {
                 let r = self.admin(AdminCommand::NsAdd {
                     id: ns_id.clone(),
                     sock_name: Some(format!("abstract:sim-{ns_id}")),
+                    secret: None,
                 });
                 if matches!(r, Some(Ok(_)))
                     && let Some(n) = self

@@ -221,6 +221,7 @@ fn fd_flag_bits(#[case] flag: FdFlags, #[case] value: u8) {
 #[case(SapiError::InvalidNs, -22, "SESSION_E_INVALID_NS", -128, "VNET_API_ERROR_APP_INVALID_NS")]
 #[case(SapiError::SegCreate, -25, "SESSION_E_SEG_CREATE", -117, "VNET_API_ERROR_SVM_SEGMENT_CREATE_FAIL")]
 #[case(SapiError::EventfdAlloc, -33, "SESSION_E_EVENTFD_ALLOC", -1, "VNET_API_ERROR_UNSPECIFIED")]
+#[case(SapiError::WrongNsSecret, -38, "SESSION_E_WRONG_NS_SECRET", -129, "VNET_API_ERROR_APP_WRONG_NS_SECRET")]
 #[case(SapiError::Syscall, -39, "SESSION_E_SYSCALL", -11, "VNET_API_ERROR_SYSCALL_ERROR_1")]
 fn error_numbers(
     #[case] err: SapiError,

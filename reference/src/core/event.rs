@@ -54,6 +54,10 @@ pub enum AdminCommand {
         id: String,
         /// Optional explicit socket name: a path or `abstract:NAME`.
         sock_name: Option<String>,
+        /// The namespace secret (checked only with `--enforce-ns-secret`; VPP never checks it
+        /// over the socket API).
+        #[serde(default)]
+        secret: Option<u64>,
     },
     /// Delete a namespace, its apps and all its sockets.
     NsDel {
@@ -253,6 +257,12 @@ pub enum Input<'a> {
     SendFailed {
         /// The socket.
         sock: SocketId,
+    },
+    /// Writing into a worker's mq failed for a reason other than a full queue: the app
+    /// corrupted its shared memory or holds the mq's lock.
+    MqFailed {
+        /// The worker.
+        worker: WorkerKey,
     },
     /// A deadline armed by [`Action::SetDeadline`] passed.
     DeadlineExpired {

@@ -20,8 +20,8 @@ pub use event::{
 pub use fault::{Fault, Faults, UnknownFault};
 pub use ids::{AppIndex, NsIndex, SegmentId, SocketId, WorkerKey, segment_handle};
 pub use server::{
-    CERTKEY_DATA_TIMEOUT, Config, Counts, DEFAULT_EVT_QUEUE_SIZE, MAX_CERT_OR_KEY_LEN,
-    MAX_CERTKEY_LEN, MAX_EVT_QUEUE_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, Server,
-    parse_socket_name,
+    AccessPolicy, CERTKEY_DATA_TIMEOUT, Config, Counts, DEFAULT_EVT_QUEUE_SIZE,
+    MAX_CERT_OR_KEY_LEN, MAX_CERTKEY_LEN, MAX_EVT_QUEUE_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE,
+    Server, parse_socket_name,
 };
 pub use snapshot::{AppView, NamespaceView, SegmentView, Snapshot, SocketView, WorkerView};

@@ -68,6 +68,29 @@ pub struct Config {
     pub runtime_dir: PathBuf,
     /// Test-only deviations.
     pub faults: Faults,
+    /// Who may connect (opt-in; VPP lets anyone with access to the socket file in).
+    pub access: AccessPolicy,
+    /// Refuse an ATTACH whose NAMESPACE_SECRET differs from the namespace's (opt-in; VPP
+    /// ignores secrets over the socket API).
+    pub enforce_ns_secret: bool,
+}
+
+/// Peer credentials allowed to connect. Empty lists allow everyone, as VPP.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccessPolicy {
+    /// Uids allowed (`--allow-uid`).
+    pub allow_uids: Vec<u32>,
+    /// Gids allowed (`--allow-gid`).
+    pub allow_gids: Vec<u32>,
+}
+
+impl AccessPolicy {
+    /// Whether a peer with these credentials may connect.
+    pub fn allows(&self, peer: &PeerCred) -> bool {
+        (self.allow_uids.is_empty() && self.allow_gids.is_empty())
+            || self.allow_uids.contains(&peer.uid)
+            || self.allow_gids.contains(&peer.gid)
+    }
 }
 
 impl Config {
@@ -81,6 +104,7 @@ impl Config {
 struct Namespace {
     id: String,
     name: SocketName,
+    secret: u64,
     /// Index 0 is the listener and always `None`.
     sockets: Vec<Option<Socket>>,
 }
@@ -187,6 +211,10 @@ impl Server {
             Input::Closed { sock } => self.on_closed(sock),
             Input::SendFailed { sock } => self.on_send_failed(sock),
             Input::DeadlineExpired { sock } => self.on_deadline(sock),
+            Input::MqFailed { worker } => {
+                warn!(%worker, "cannot write into the worker's mq: detaching its app");
+                self.delete_app(worker.app);
+            }
             Input::WorkerResources { worker, result } => self.on_worker_resources(worker, result),
             Input::SegmentCreated { id, result } => self.on_segment_created(id, result),
             Input::Listened { ns, result } => self.on_listened(ns, result),
@@ -217,6 +245,17 @@ impl Server {
     }
 
     fn on_accept(&mut self, ns: NsIndex, peer: PeerCred) {
+        if !self.cfg.access.allows(&peer) {
+            warn!(
+                ns = ns.0,
+                pid = peer.pid,
+                uid = peer.uid,
+                gid = peer.gid,
+                "peer not allowed"
+            );
+            self.out.push(Action::Refuse);
+            return;
+        }
         let Some(Some(namespace)) = self.namespaces.get_mut(usize::from(ns.0)) else {
             self.out.push(Action::Refuse);
             return;
@@ -401,7 +440,18 @@ impl Server {
             };
             return self.attach_error(sock, err);
         }
-        // The namespace is the socket's, whatever the app wrote; the secret is never checked.
+        if self.cfg.enforce_ns_secret {
+            let secret = self
+                .namespaces
+                .get(usize::from(sock.ns.0))
+                .and_then(Option::as_ref)
+                .map_or(0, |n| n.secret);
+            if req.options.get(OptionIndex::NamespaceSecret) != secret {
+                info!(%sock, "attach refused: wrong namespace secret");
+                return self.attach_error(sock, SapiError::WrongNsSecret);
+            }
+        }
+        // The namespace is the socket's, whatever the app wrote; VPP never checks the secret.
         req.options
             .set(OptionIndex::Namespace, u64::from(sock.ns.0));
         if let Err(e) = self.validate_attach(&req.options) {
@@ -795,7 +845,11 @@ impl Server {
                 let snap = self.snapshot();
                 self.admin_reply(Ok(AdminOk::Snapshot(snap)));
             }
-            AdminCommand::NsAdd { id, sock_name } => self.ns_add(id, sock_name),
+            AdminCommand::NsAdd {
+                id,
+                sock_name,
+                secret,
+            } => self.ns_add(id, sock_name, secret.unwrap_or(0)),
             AdminCommand::NsDel { id } => self.ns_del(&id),
             AdminCommand::SegmentAdd { app, wrk } => self.segment_add(app, wrk),
             AdminCommand::SegmentDel { app, wrk, handle } => self.segment_del(app, wrk, handle),
@@ -809,7 +863,7 @@ impl Server {
             .map(|i| NsIndex(i as u16))
     }
 
-    fn ns_add(&mut self, id: String, sock_name: Option<String>) {
+    fn ns_add(&mut self, id: String, sock_name: Option<String>, secret: u64) {
         let valid_id = !id.is_empty()
             && id.len() <= 63
             && id
@@ -842,6 +896,7 @@ impl Server {
         self.namespaces[index] = Some(Namespace {
             id,
             name: name.clone(),
+            secret,
             sockets: vec![None],
         });
         self.pending_admin = Some(PendingAdmin::NsAdd(ns));

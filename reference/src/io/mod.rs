@@ -21,8 +21,8 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use tracing::{debug, error, info, warn};
 
 use crate::core::{
-    Action, AdminCommand, AdminOk, Config, Fault, Faults, Input, NsIndex, Server, SocketId,
-    SocketName,
+    AccessPolicy, Action, AdminCommand, AdminOk, Config, Fault, Faults, Input, NsIndex, Server,
+    SocketId, SocketName,
 };
 use crate::wire::{MSG_LEN, Message, Profile};
 
@@ -37,14 +37,29 @@ const RECV_BUF: usize = 20 * 1024;
 pub struct ServeConfig {
     /// Directory holding `app_ns_sockets/` and the admin socket.
     pub runtime_dir: PathBuf,
-    /// Namespaces besides `default`: id and optional socket name.
-    pub namespaces: Vec<(String, Option<String>)>,
+    /// Namespaces besides `default`.
+    pub namespaces: Vec<NamespaceConfig>,
     /// Simulated VPP worker threads.
     pub vpp_workers: u8,
     /// Protocol profile.
     pub profile: Profile,
     /// Test-only faults.
     pub faults: Faults,
+    /// Who may connect.
+    pub access: AccessPolicy,
+    /// Check namespace secrets on ATTACH (VPP does not).
+    pub enforce_ns_secret: bool,
+}
+
+/// A namespace to create at start-up.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NamespaceConfig {
+    /// Its id.
+    pub id: String,
+    /// Its socket name (`None`: `<runtime-dir>/app_ns_sockets/<id>`).
+    pub sock_name: Option<String>,
+    /// Its secret (checked only with `enforce_ns_secret`).
+    pub secret: Option<u64>,
 }
 
 /// Why the server could not start or stopped with an error.
@@ -117,6 +132,8 @@ pub struct Shell {
     /// The socket just accepted, while the core decides on it.
     accepting: Option<(OwnedFd, Result<SocketId, ()>)>,
     stop: Option<OwnedFd>,
+    /// Held so that, out of fds, one can be freed to accept and shed a connection.
+    spare_fd: Option<OwnedFd>,
     profile: Profile,
     faults: Faults,
     buf: Vec<u8>,
@@ -147,6 +164,8 @@ impl Shell {
             vpp_ctrl_mq_offset,
             runtime_dir: cfg.runtime_dir.clone(),
             faults: cfg.faults,
+            access: cfg.access.clone(),
+            enforce_ns_secret: cfg.enforce_ns_secret,
         });
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(sys("epoll_create"))?;
         let admin_path = admin_socket_path(&cfg.runtime_dir);
@@ -181,16 +200,21 @@ impl Shell {
             admin_answer: None,
             accepting: None,
             stop,
+            spare_fd: open_spare_fd(),
             profile: cfg.profile,
             faults: cfg.faults,
             buf: vec![0; RECV_BUF],
         };
-        let mut namespaces = vec![("default".to_owned(), None)];
-        namespaces.extend(cfg.namespaces);
-        for (id, sock_name) in namespaces {
+        let default = NamespaceConfig {
+            id: "default".into(),
+            ..NamespaceConfig::default()
+        };
+        for ns in std::iter::once(default).chain(cfg.namespaces) {
+            let id = ns.id.clone();
             let answer = shell.admin_command(AdminCommand::NsAdd {
-                id: id.clone(),
-                sock_name,
+                id: ns.id,
+                sock_name: ns.sock_name,
+                secret: ns.secret,
             });
             if let Err(reason) = answer {
                 shell.shutdown();
@@ -321,8 +345,17 @@ impl Shell {
                 self.feed(Input::SegmentCreated { id, result });
             }
             Action::PostCtrlEvent { worker, event } => {
-                if let Err(e) = self.resources.post_ctrl_event(worker, &event) {
-                    warn!(%worker, error = %e, "cannot post control event");
+                match self.resources.post_ctrl_event(worker, &event) {
+                    Ok(()) | Err(resources::PostError::NoWorker) => {}
+                    // The app does not drain its queue; VPP postpones and marks it congested,
+                    // the reference drops the event and says so.
+                    Err(resources::PostError::Mq(crate::shm::mq::MqError::Full)) => {
+                        warn!(%worker, "app mq full: control event dropped");
+                    }
+                    Err(e) => {
+                        warn!(%worker, error = %e, "cannot write into the app's mq");
+                        self.feed(Input::MqFailed { worker });
+                    }
                 }
             }
             Action::FreeSegment(id) => self.resources.free_segment(id),
@@ -374,6 +407,10 @@ impl Shell {
             let (fd, peer) = match sock::accept(l.fd.as_fd()) {
                 Ok(x) => x,
                 Err(Errno::EAGAIN) => return,
+                Err(Errno::EMFILE | Errno::ENFILE) => {
+                    self.shed_connection(ns);
+                    continue;
+                }
                 Err(e) => {
                     warn!(ns = ns.0, error = %e, "accept failed");
                     return;
@@ -397,6 +434,18 @@ impl Shell {
             debug!(%id, fd = fd.as_raw_fd(), "registered");
             self.clients.insert(id, fd);
         }
+    }
+
+    /// Out of fds: the pending connection would keep the level-triggered listener readable
+    /// forever. Give back the spare fd, accept the connection and close it at once (its peer
+    /// sees EOF), then take the spare again.
+    fn shed_connection(&mut self, ns: NsIndex) {
+        warn!(ns = ns.0, "out of file descriptors: refusing a connection");
+        self.spare_fd = None;
+        if let Some(l) = self.listeners.get(&ns) {
+            let _ = sock::accept(l.fd.as_fd());
+        }
+        self.spare_fd = open_spare_fd();
     }
 
     fn on_client_ready(&mut self, sock: SocketId, events: EpollFlags) {
@@ -529,6 +578,10 @@ impl Drop for Shell {
         self.shutdown();
         let _ = self.stop.take();
     }
+}
+
+fn open_spare_fd() -> Option<OwnedFd> {
+    std::fs::File::open("/dev/null").ok().map(OwnedFd::from)
 }
 
 fn unlink_socket(name: &SocketName) {

@@ -120,10 +120,10 @@ impl Resources {
         // lengths are rounded up to the next even one.
         let q = spec.evt_queue_size.saturating_add(spec.evt_queue_size & 1);
         let mut mq_spec = MqSpec::app_event_queue(q);
-        if self.faults.has(Fault::BadRingSize) {
-            if let Some(r) = mq_spec.rings.get_mut(1) {
-                r.elsize = 128;
-            }
+        if self.faults.has(Fault::BadRingSize)
+            && let Some(r) = mq_spec.rings.get_mut(1)
+        {
+            r.elsize = 128;
         }
         let mq_offset = mq::create(&seg, &mq_spec).map_err(|e| {
             tracing::warn!(error = %e, "app mq does not fit its segment");

@@ -44,13 +44,17 @@ pub enum SapiError {
     SegCreate,
     /// Eventfd allocation for private rx mqs failed (Head −33 EVENTFD_ALLOC).
     EventfdAlloc,
+    /// The app's namespace secret does not match (Head −38 WRONG_NS_SECRET, seed −129). VPP
+    /// never checks secrets over the socket API; the reference does only with
+    /// `--enforce-ns-secret`.
+    WrongNsSecret,
     /// A system call failed, e.g. creating a namespace socket directory (Head −39 SYSCALL).
     Syscall,
 }
 
 impl SapiError {
     /// Every error, in Head numbering order.
-    pub const ALL: [SapiError; 10] = [
+    pub const ALL: [SapiError; 11] = [
         SapiError::Unknown,
         SapiError::Alloc,
         SapiError::NoSupport,
@@ -60,6 +64,7 @@ impl SapiError {
         SapiError::InvalidNs,
         SapiError::SegCreate,
         SapiError::EventfdAlloc,
+        SapiError::WrongNsSecret,
         SapiError::Syscall,
     ];
 
@@ -76,6 +81,7 @@ impl SapiError {
                 SapiError::InvalidNs => -22,
                 SapiError::SegCreate => -25,
                 SapiError::EventfdAlloc => -33,
+                SapiError::WrongNsSecret => -38,
                 SapiError::Syscall => -39,
             },
             Profile::Seed => match self {
@@ -86,6 +92,7 @@ impl SapiError {
                 SapiError::SegCreate => -117,
                 SapiError::NoApp => -118,
                 SapiError::InvalidNs => -128,
+                SapiError::WrongNsSecret => -129,
                 SapiError::AppAttached => -131,
             },
         }
@@ -175,6 +182,7 @@ pub fn vnet_api_error_name(retval: i32) -> Option<&'static str> {
         -117 => "VNET_API_ERROR_SVM_SEGMENT_CREATE_FAIL",
         -118 => "VNET_API_ERROR_APPLICATION_NOT_ATTACHED",
         -128 => "VNET_API_ERROR_APP_INVALID_NS",
+        -129 => "VNET_API_ERROR_APP_WRONG_NS_SECRET",
         -131 => "VNET_API_ERROR_APP_ALREADY_ATTACHED",
         _ => return None,
     })
