@@ -299,3 +299,90 @@ fn a_thousand_apps_then_all_killed() {
     c.send(&attach_msg("still-serving"));
     assert!(matches!(c.recv().msg, Message::AttachReply(ref a) if a.retval == 0));
 }
+
+#[test]
+fn seed_profile_speaks_the_2020_messages() {
+    use sapi_reference::wire::Profile::Seed;
+    let server = Server::start("seed", &["--profile", "seed"]);
+    let c = Client::connect(&server.socket_path());
+    c.send_as(Seed, &attach_msg("seed-app"));
+    let Reply { msg, fds } = c.recv_as(Seed);
+    let Message::AttachReply(r) = msg else {
+        panic!("{msg:?}")
+    };
+    assert_eq!((r.retval, fds.len()), (0, 3));
+    // A second ATTACH: the seed's number for "already attached".
+    c.send_as(Seed, &attach_msg("seed-app"));
+    let Message::AttachReply(again) = c.recv_as(Seed).msg else {
+        panic!()
+    };
+    assert_eq!(again.retval, -131, "VNET_API_ERROR_APP_ALREADY_ATTACHED");
+
+    // Worker add: the 27-byte reply body has no api_client_handle.
+    let w = Client::connect(&server.socket_path());
+    w.send_as(
+        Seed,
+        &Message::AddDelWorker(AddDelWorker {
+            app_index: r.app_index,
+            wrk_index: 0,
+            is_add: true,
+        }),
+    );
+    let (bytes, fds) = w.recv_raw().expect("worker reply");
+    assert_eq!(fds.len(), 2);
+    assert_eq!(bytes[25], 2, "n_fds sits at offset 25 in the seed layout");
+    assert_eq!(bytes[26], 0x06, "fd_flags at 26");
+    assert_eq!(bytes[27], 1, "is_add at 27");
+    assert!(bytes[28..].iter().all(|b| *b == 0));
+
+    // Segment add: the event carries the seed's APP_ADD_SEGMENT number, 26.
+    let mut fds = fds.into_iter();
+    let seg = Segment::attach(fds.next().expect("segment")).expect("map");
+    let evfd = fds.next().expect("eventfd");
+    let mut mq = MqConsumer::attach(&seg, 0x140, EventFdSignal::new(evfd.as_fd())).expect("mq");
+    server.admin(&[
+        "segment",
+        "add",
+        "--app",
+        &r.app_index.to_string(),
+        "--worker",
+        "1",
+    ]);
+    assert!(matches!(w.recv_as(Seed).msg, Message::SendFds));
+    let mut element = [0u8; 256];
+    mq.recv(&mut element, Some(TIMEOUT)).expect("event");
+    assert_eq!(element[0], 26);
+    drop(mq);
+
+    // Worker delete: the seed replies, then the worker's socket is closed.
+    w.send_as(
+        Seed,
+        &Message::AddDelWorker(AddDelWorker {
+            app_index: r.app_index,
+            wrk_index: 1,
+            is_add: false,
+        }),
+    );
+    let Message::AddDelWorkerReply(d) = w.recv_as(Seed).msg else {
+        panic!()
+    };
+    assert_eq!((d.retval, d.is_add), (0, false));
+    w.expect_eof();
+
+    // Cert-key messages did not exist: type 6 is ignored, the socket stays served.
+    let mut certkey = [0u8; 209];
+    certkey[0] = 6;
+    c.send_bytes(&certkey);
+    c.send_as(
+        Seed,
+        &Message::AddDelWorker(AddDelWorker {
+            app_index: 0xabcdef,
+            wrk_index: 5,
+            is_add: true,
+        }),
+    );
+    let Message::AddDelWorkerReply(bad) = c.recv_as(Seed).msg else {
+        panic!("type 6 got an answer")
+    };
+    assert_eq!(bad.retval, -7, "VNET_API_ERROR_INVALID_VALUE");
+}

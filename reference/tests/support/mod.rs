@@ -168,7 +168,12 @@ impl Client {
     }
 
     pub fn send(&self, msg: &Message) {
-        self.send_bytes(&msg.encode(Profile::Head).expect("encodable"));
+        self.send_as(Profile::Head, msg);
+    }
+
+    /// Sends `msg` as `profile` encodes it.
+    pub fn send_as(&self, profile: Profile, msg: &Message) {
+        self.send_bytes(&msg.encode(profile).expect("encodable"));
     }
 
     pub fn readable(&self, timeout: Duration) -> bool {
@@ -214,9 +219,14 @@ impl Client {
     }
 
     pub fn recv(&self) -> Reply {
+        self.recv_as(Profile::Head)
+    }
+
+    /// Receives and decodes one reply as `profile` encodes it.
+    pub fn recv_as(&self, profile: Profile) -> Reply {
         let (bytes, fds) = self.recv_raw().expect("a reply, not EOF");
         assert_eq!(bytes.len(), MSG_LEN, "every reply is 209 bytes");
-        let msg = Message::decode(&bytes, Profile::Head, Direction::ServerToApp).expect("decodes");
+        let msg = Message::decode(&bytes, profile, Direction::ServerToApp).expect("decodes");
         Reply { msg, fds }
     }
 
