@@ -113,6 +113,40 @@ fn out_of_fds_answers_seg_create_or_eventfd_alloc_and_recovers() {
     let (_c, _f) = attach_ok(&server, "after-the-limit");
 }
 
+#[rstest]
+#[case::no_fd_for_the_eventfd(2, -33)]
+#[case::no_fd_for_the_memfd(1, -25)]
+fn each_missing_fd_answers_its_own_retval(#[case] room: u64, #[case] retval: i32) {
+    let server = Server::start("fd-room", &[]);
+    let baseline = server.fd_count();
+    // The kernel hands out the lowest free fd number and fails when it reaches the limit:
+    // leave room for the accepted socket only (1) or also for the memfd (2).
+    let used: std::collections::BTreeSet<u64> =
+        std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
+            .expect("fd dir")
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+    let free = (0..).filter(|n| !used.contains(n)).nth(room as usize - 1);
+    prlimit(
+        server.pid(),
+        libc::RLIMIT_NOFILE,
+        free.expect("a free number") + 1,
+    );
+    let c = Client::connect(&server.socket_path());
+    let (rv, fds) = attach_with(&c, "squeezed", attach_options());
+    assert_eq!(rv, retval);
+    assert!(fds.is_empty());
+    drop(c);
+    prlimit(server.pid(), libc::RLIMIT_NOFILE, 65_536);
+    assert_eq!(
+        server.await_fd_count(baseline),
+        baseline,
+        "nothing half-built is left"
+    );
+    assert_eq!(apps(&server), 0);
+    let (_c, _f) = attach_ok(&server, "after");
+}
+
 #[test]
 fn mmap_failure_answers_seg_create_and_small_apps_still_attach() {
     let server = Server::start("as-limit", &[]);

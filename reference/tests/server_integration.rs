@@ -37,6 +37,9 @@ fn child_main(path: &str, stage: &str) {
         std::mem::forget(keep);
         block_until_killed();
     }
+    if stage == "lifecycle" {
+        lifecycle_child(Path::new(path));
+    }
     let c = Client::connect(Path::new(path));
     if stage == "connect" {
         report(0);
@@ -64,6 +67,72 @@ fn child_main(path: &str, stage: &str) {
             std::mem::forget(keep);
         }
     }
+    block_until_killed();
+}
+
+/// The whole life of an app in one process: attach, map both segments through `opaque[0]`,
+/// check both mqs, receive SEND_FDS + APP_ADD_SEGMENT, add and delete a worker; then report and
+/// wait to be SIGKILLed with everything still mapped and open.
+fn lifecycle_child(path: &Path) -> ! {
+    let runtime_dir = path.parent().and_then(Path::parent).expect("runtime dir");
+    let c = Client::connect(path);
+    c.send(&attach_msg("lifecycle-child"));
+    let Reply { msg, fds } = c.recv();
+    let Message::AttachReply(r) = msg else {
+        panic!("{msg:?}")
+    };
+    assert_eq!(r.retval, 0);
+    let mut fds = fds.into_iter();
+    let mqs = Segment::attach(fds.next().expect("mqs fd")).expect("map mqs segment");
+    let seg = Segment::attach(fds.next().expect("segment fd")).expect("map app segment");
+    let evfd = fds.next().expect("eventfd");
+    let ctrl = MqConsumer::attach(
+        &mqs,
+        r.vpp_ctrl_mq,
+        PthreadSignal::new(&mqs, r.vpp_ctrl_mq).expect("mutex"),
+    )
+    .expect("ctrl mq");
+    assert_eq!(ctrl.geometry().rings(), MqSpec::vpp_ctrl(2048).rings);
+    let mut mq = MqConsumer::attach(&seg, r.app_mq, EventFdSignal::new(evfd.as_fd())).expect("mq");
+    assert_eq!(mq.geometry().rings(), MqSpec::app_event_queue(256).rings);
+    let out = Command::new(env!("CARGO_BIN_EXE_sapi-reference"))
+        .args([
+            "segment",
+            "add",
+            "--app",
+            &r.app_index.to_string(),
+            "--runtime-dir",
+        ])
+        .arg(runtime_dir)
+        .output()
+        .expect("segment add");
+    assert!(out.status.success());
+    let Reply { msg, fds: seg_fds } = c.recv();
+    assert_eq!((msg, seg_fds.len()), (Message::SendFds, 1));
+    let mut element = [0u8; 256];
+    let got = mq
+        .recv(&mut element, Some(TIMEOUT))
+        .expect("APP_ADD_SEGMENT");
+    assert_eq!((got.ring, element[0]), (1, 28));
+    let w = Client::connect(path);
+    w.send(&Message::AddDelWorker(AddDelWorker {
+        app_index: r.app_index,
+        wrk_index: 0,
+        is_add: true,
+    }));
+    let Message::AddDelWorkerReply(wr) = w.recv().msg else {
+        panic!()
+    };
+    assert_eq!(wr.retval, 0);
+    w.send(&Message::AddDelWorker(AddDelWorker {
+        app_index: r.app_index,
+        wrk_index: wr.wrk_index,
+        is_add: false,
+    }));
+    w.expect_eof();
+    report(r.app_index as usize);
+    // Everything stays open and mapped until the SIGKILL: this function never returns, so
+    // nothing here is ever dropped.
     block_until_killed();
 }
 
@@ -244,6 +313,7 @@ fn segment_add_sends_fd_then_event_and_worker_lifecycle_and_kill_leave_nothing()
 }
 
 #[rstest]
+#[case::after_a_whole_lifecycle("lifecycle")]
 #[case::after_connect("connect")]
 #[case::after_sending_attach("sent")]
 #[case::after_the_reply("reply")]
