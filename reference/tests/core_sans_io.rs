@@ -618,9 +618,29 @@ fn send_failure_of_a_segment_fd_detaches_the_whole_app() {
     let app = sim.attach_ok(s0);
     let s1 = sim.connect(0);
     sim.request(s1, &worker(app, 0, true));
+    let r = sim.admin(AdminCommand::SegmentAdd { app, wrk: 1 });
+    assert!(r.is_ok(), "{r:?}");
     sim.feed(Input::SendFailed { sock: s1 });
-    assert_eq!(sim.core.counts().apps, 0);
+    assert_eq!(
+        sim.core.counts().apps,
+        0,
+        "HEAD: the whole app, worker 0 included"
+    );
     assert!(sim.live_segments.is_empty());
+}
+
+#[rstest]
+#[case::head(Profile::Head)]
+#[case::seed(Profile::Seed)]
+fn send_failure_of_a_reply_detaches_only_that_socket(#[case] profile: Profile) {
+    let mut sim = Sim::new(profile);
+    let s0 = sim.connect(0);
+    let app = sim.attach_ok(s0);
+    let s1 = sim.connect(0);
+    sim.request(s1, &worker(app, 0, true));
+    sim.feed(Input::SendFailed { sock: s1 });
+    assert_eq!(sim.closed, vec![s1]);
+    assert_eq!(sim.core.counts().workers, 1, "worker 0 lives on");
 }
 
 #[test]

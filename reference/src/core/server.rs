@@ -115,6 +115,9 @@ struct Socket {
     /// Workers created on this socket, oldest first; the last is the one the socket is bound to.
     workers: Vec<WorkerKey>,
     pending_certkey: Option<AddDelCertKey>,
+    /// The last datagram sent to this socket was a SEND_FDS carrying a segment: if that send
+    /// fails, the app cannot learn of the segment (HEAD force-detaches the whole app).
+    segment_fd_in_flight: bool,
 }
 
 #[derive(Debug)]
@@ -325,11 +328,13 @@ impl Server {
         self.close_socket(sock);
     }
 
+    /// A send that cannot complete means a peer that is gone or does not read: the socket is
+    /// treated as closed (crash detach of its workers). When the lost datagram carried a new
+    /// segment's fd, HEAD force-detaches the whole app, as VPP does since 2026-04.
     fn on_send_failed(&mut self, sock: SocketId) {
         let Some(s) = self.socket(sock) else { return };
-        warn!(%sock, "send failed");
-        if self.cfg.profile == Profile::Head {
-            // HEAD force-detaches the whole app when its fds cannot be delivered.
+        warn!(%sock, segment_fd = s.segment_fd_in_flight, "send failed");
+        if self.cfg.profile == Profile::Head && s.segment_fd_in_flight {
             let apps: Vec<AppIndex> = s.workers.iter().map(|w| w.app).collect();
             for app in apps {
                 self.delete_app(app);
@@ -385,6 +390,10 @@ impl Server {
     }
 
     fn send(&mut self, sock: SocketId, msg: Message, fds: Vec<FdRef>) {
+        let carries_segment = matches!(msg, Message::SendFds);
+        if let Some(s) = self.socket_mut(sock) {
+            s.segment_fd_in_flight = carries_segment;
+        }
         self.out.push(Action::Send { sock, msg, fds });
     }
 

@@ -10,7 +10,7 @@ pub mod admin;
 pub mod resources;
 pub mod sock;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
@@ -134,6 +134,10 @@ pub struct Shell {
     stop: Option<OwnedFd>,
     /// Held so that, out of fds, one can be freed to accept and shed a connection.
     spare_fd: Option<OwnedFd>,
+    /// Sockets whose send failed during the batch being performed.
+    failed_sends: VecDeque<SocketId>,
+    /// Nesting of [`Shell::feed`] (resource answers feed the core from inside a batch).
+    depth: usize,
     profile: Profile,
     faults: Faults,
     buf: Vec<u8>,
@@ -201,6 +205,8 @@ impl Shell {
             accepting: None,
             stop,
             spare_fd: open_spare_fd(),
+            failed_sends: VecDeque::new(),
+            depth: 0,
             profile: cfg.profile,
             faults: cfg.faults,
             buf: vec![0; RECV_BUF],
@@ -279,10 +285,19 @@ impl Shell {
         }
     }
 
-    /// Feeds one input to the core and performs what it asks.
+    /// Feeds one input to the core and performs what it asks. Sends that fail meanwhile are
+    /// reported once the whole batch is performed, so that no action of the batch finds its
+    /// worker already detached by a failure reported in the middle of it.
     fn feed(&mut self, input: Input<'_>) {
+        self.depth += 1;
         let actions = self.core.handle(input);
         self.apply(actions);
+        self.depth -= 1;
+        if self.depth == 0 {
+            while let Some(sock) = self.failed_sends.pop_front() {
+                self.feed(Input::SendFailed { sock });
+            }
+        }
     }
 
     fn apply(&mut self, actions: Vec<Action>) {
@@ -394,7 +409,7 @@ impl Shell {
         }
         if let Err(e) = sock::send_datagram(fd.as_raw_fd(), &bytes[..len], &borrowed) {
             warn!(%sock, error = %e, "send failed");
-            self.feed(Input::SendFailed { sock });
+            self.failed_sends.push_back(sock);
         }
     }
 
@@ -486,14 +501,13 @@ impl Shell {
 
     fn feed_datagram(&mut self, sock: SocketId, len: usize, truncated: bool, ctrunc: bool) {
         let buf = std::mem::take(&mut self.buf);
-        let actions = self.core.handle(Input::Datagram {
+        self.feed(Input::Datagram {
             sock,
             bytes: &buf[..len],
             truncated,
             ctrunc,
         });
         self.buf = buf;
-        self.apply(actions);
     }
 
     fn on_admin_ready(&mut self) {
