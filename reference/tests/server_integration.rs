@@ -456,3 +456,43 @@ fn seed_profile_speaks_the_2020_messages() {
     };
     assert_eq!(bad.retval, -7, "VNET_API_ERROR_INVALID_VALUE");
 }
+
+#[test]
+fn sigterm_stops_cleanly_and_unlinks_the_socket_files() {
+    let mut server = Server::start("sigterm", &["--namespace", "blue"]);
+    let blue = server.dir.join("app_ns_sockets/blue");
+    assert!(blue.exists() && server.socket_path().exists());
+    let c = Client::connect(&server.socket_path());
+    c.send(&attach_msg("at-shutdown"));
+    drop(c.recv());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.pid() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("kill");
+    let status = server.child.wait().expect("wait");
+    assert!(status.success(), "{status:?}");
+    assert!(!blue.exists() && !server.socket_path().exists());
+    assert!(!server.dir.join("sapi-reference-admin.sock").exists());
+    c.expect_eof();
+}
+
+#[rstest]
+#[case::bad_namespace_id(&["--namespace", "no spaces"], "no spaces")]
+#[case::bad_sock_name(&["--namespace", "x,sock-name=relative/path"], "relative/path")]
+#[case::bad_fault(&["--inject-fault", "gremlins"], "gremlins")]
+#[case::bad_profile(&["--profile", "2019"], "2019")]
+fn command_line_errors_name_the_bad_value(#[case] args: &[&str], #[case] value: &str) {
+    let dir = scratch_dir("cli-error");
+    let out = Command::new(env!("CARGO_BIN_EXE_sapi-reference"))
+        .arg("serve")
+        .arg("--runtime-dir")
+        .arg(&dir)
+        .args(args)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains(value), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
