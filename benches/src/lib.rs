@@ -1,1 +1,46 @@
-//! placeholder
+//! `sapi-benches`: the pieces the criterion benches, the instruction-count gate and the
+//! cross-process peer share.
+//!
+//! Rooms:
+//! * [`buf`] — page-aligned application buffers placed at a chosen distance (mod 4096) from
+//!   the bytes they are copied to or from.
+//! * [`sys`] — eventfds, pipes, socket pairs, `SCM_RIGHTS` send/receive, the fd limit.
+//! * [`fifo_rig`] — a fifo in a memfd segment, and where its next write or read lands.
+//! * [`server`] — the reference server on a thread of the bench process, and its clients.
+//! * [`stats`] — per-operation latencies (median, p99) written beside criterion's estimates.
+//! * [`workloads`] — the deterministic workloads of the instruction-count gate.
+//!
+//! Must never: make an anchor do less work than the subject it stands beside, or put a
+//! bench-only knob (such as [`workloads::SLOW_ENV`]) into the crates being measured.
+
+pub mod buf;
+pub mod fifo_rig;
+pub mod server;
+pub mod stats;
+pub mod sys;
+pub mod workloads;
+
+/// Spin briefly, then give the processor away: the wait of every spinning side in these
+/// benches, subject and anchor alike, so that on a 2-core machine shared with builds a waiting
+/// thread does not starve the one it waits for.
+#[derive(Debug, Default)]
+pub struct Backoff(u32);
+
+impl Backoff {
+    /// Waits a little longer than last time.
+    #[inline]
+    pub fn snooze(&mut self) {
+        if self.0 < 64 {
+            std::hint::spin_loop();
+            self.0 += 1;
+        } else {
+            std::thread::yield_now();
+        }
+    }
+
+    /// Progress was made: spin again next time.
+    #[inline]
+    pub fn reset(&mut self) {
+        self.0 = 0;
+    }
+}

@@ -1,0 +1,215 @@
+//! Attach and fd delivery against the reference server (in this process, on its own thread,
+//! serving real sockets), beside a bare `SOCK_SEQPACKET` round trip carrying 3 fds.
+//!
+//! Group `attach`:
+//! * `seqpacket_3fd/rtt` — the anchor: 209 bytes out, 209 bytes and 3 fds (two memfds, an
+//!   eventfd) back, between two threads.
+//! * `attach_latency/<N>_apps` — connect + ATTACH + reply + 3 fds + both segments mapped, with
+//!   N apps already attached (1, 100, 1000: it must stay flat). Between operations, untimed,
+//!   the app detaches and an admin round trip waits until the server has freed it.
+//! * `attach_rate/<k>_threads` — attach+detach cycles from k client threads, no waiting:
+//!   criterion's elements/s is attaches per second.
+//! * `worker_add/latency` — connect + ADD_WORKER + reply + fds + segment mapped.
+//! * `segment_add/latency` — the admin request, SEND_FDS with the memfd, the segment mapped
+//!   and APP_ADD_SEGMENT read from the app's mq.
+//!
+//! Every latency bench also writes its median and p99 (`latency.json`) next to criterion's
+//! estimates, and prints them.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use nix::sys::socket::SockType;
+use sapi_benches::server::{self, BenchServer};
+use sapi_benches::stats::Latencies;
+use sapi_benches::sys;
+use sapi_reference::shm::segment::{Segment, SegmentLayout};
+use sapi_reference::wire::MSG_LEN;
+
+const GROUP: &str = "attach";
+
+static NAMES: AtomicU64 = AtomicU64::new(0);
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", NAMES.fetch_add(1, Ordering::Relaxed))
+}
+
+fn memfd_segment() -> Segment {
+    Segment::create(
+        "bench-anchor",
+        SegmentLayout {
+            ssvm_size: 1 << 20,
+            n_slices: 1,
+        },
+    )
+    .expect("segment")
+}
+
+/// The anchor: `iters` request/reply round trips, the reply carrying 3 fds.
+fn seqpacket_rtt(iters: u64, lat: &mut Latencies) -> Duration {
+    let (client, srv) = sys::unix_pair(SockType::SeqPacket);
+    let (m1, m2, e) = (memfd_segment(), memfd_segment(), sys::eventfd(true));
+    let fds = [m1.fd().as_raw_fd(), m2.fd().as_raw_fd(), e.as_raw_fd()];
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut buf = [0u8; 512];
+            let reply = [2u8; MSG_LEN];
+            loop {
+                let (n, _) = sys::recv_with_fds(srv.as_fd(), &mut buf);
+                if n == 0 {
+                    return;
+                }
+                sys::send_with_fds(srv.as_fd(), &reply, &fds);
+            }
+        });
+        let req = [1u8; MSG_LEN];
+        let mut buf = [0u8; 512];
+        let mut total = Duration::ZERO;
+        for _ in 0..iters {
+            let t0 = Instant::now();
+            sys::send_with_fds(client.as_fd(), &req, &[]);
+            let (n, got) = sys::recv_with_fds(client.as_fd(), &mut buf);
+            drop(got);
+            let d = t0.elapsed();
+            assert_eq!(n, MSG_LEN);
+            lat.push(d);
+            total += d;
+        }
+        drop(client);
+        total
+    })
+}
+
+fn attach_latency(server: &BenchServer, path: &Path, iters: u64, lat: &mut Latencies) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let name = unique("probe");
+        let t0 = Instant::now();
+        let app = server::attach(path, &name);
+        let d = t0.elapsed();
+        lat.push(d);
+        total += d;
+        drop(app);
+        server.barrier();
+    }
+    total
+}
+
+fn attach_rate(path: &Path, threads: u64, iters: u64) -> Duration {
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let n = iters / threads + u64::from(t < iters % threads);
+            s.spawn(move || {
+                for _ in 0..n {
+                    drop(server::attach(path, &unique("rate")));
+                }
+            });
+        }
+    });
+    start.elapsed()
+}
+
+fn worker_add_latency(path: &Path, app_index: u32, iters: u64, lat: &mut Latencies) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let t0 = Instant::now();
+        let (sock, wrk, fds) = server::worker_add(path, app_index);
+        let seg = Segment::attach(fds.into_iter().next().expect("segment fd")).expect("map");
+        let d = t0.elapsed();
+        lat.push(d);
+        total += d;
+        drop(seg);
+        server::worker_del(sock, app_index, wrk);
+    }
+    total
+}
+
+fn segment_add_latency(
+    server: &BenchServer,
+    app: &server::App,
+    iters: u64,
+    lat: &mut Latencies,
+) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let t0 = Instant::now();
+        server.segment_add(app.reply.app_index);
+        let (seg, handle) = server::receive_segment(app);
+        let d = t0.elapsed();
+        lat.push(d);
+        total += d;
+        drop(seg);
+        server.segment_del(app.reply.app_index, handle);
+        server::drain_event(app);
+    }
+    total
+}
+
+fn attach_benches(c: &mut Criterion) {
+    let server = BenchServer::start("attach");
+    let path = server.socket_path();
+    let mut g = c.benchmark_group(GROUP);
+    g.throughput(Throughput::Elements(1));
+
+    let mut lat = Latencies::default();
+    g.bench_function(BenchmarkId::new("seqpacket_3fd", "rtt"), |b| {
+        b.iter_custom(|iters| seqpacket_rtt(iters, &mut lat))
+    });
+    lat.report(GROUP, "seqpacket_3fd/rtt");
+
+    let mut population: Vec<OwnedFd> = Vec::new();
+    let grow_to = |n: usize, population: &mut Vec<OwnedFd>| {
+        while population.len() < n {
+            population.push(server::attach_minimal(&path, &unique("background")));
+        }
+        server.barrier();
+    };
+
+    grow_to(1, &mut population);
+    let mut lat = Latencies::default();
+    g.bench_function(BenchmarkId::new("attach_latency", "1_apps"), |b| {
+        b.iter_custom(|iters| attach_latency(&server, &path, iters, &mut lat))
+    });
+    lat.report(GROUP, "attach_latency/1_apps");
+
+    for threads in [1u64, 2] {
+        g.bench_function(
+            BenchmarkId::new("attach_rate", format!("{threads}_threads")),
+            |b| b.iter_custom(|iters| attach_rate(&path, threads, iters)),
+        );
+        server.barrier();
+    }
+
+    let owner = server::attach(&path, &unique("owner"));
+    let mut lat = Latencies::default();
+    g.bench_function(BenchmarkId::new("worker_add", "latency"), |b| {
+        b.iter_custom(|iters| worker_add_latency(&path, owner.reply.app_index, iters, &mut lat))
+    });
+    lat.report(GROUP, "worker_add/latency");
+
+    let mut lat = Latencies::default();
+    g.bench_function(BenchmarkId::new("segment_add", "latency"), |b| {
+        b.iter_custom(|iters| segment_add_latency(&server, &owner, iters, &mut lat))
+    });
+    lat.report(GROUP, "segment_add/latency");
+    drop(owner);
+
+    for n in [100usize, 1000] {
+        grow_to(n, &mut population);
+        let mut lat = Latencies::default();
+        let id = format!("{n}_apps");
+        g.bench_function(BenchmarkId::new("attach_latency", &id), |b| {
+            b.iter_custom(|iters| attach_latency(&server, &path, iters, &mut lat))
+        });
+        lat.report(GROUP, &format!("attach_latency/{id}"));
+    }
+    g.finish();
+    drop(population);
+}
+
+criterion_group!(benches, attach_benches);
+criterion_main!(benches);

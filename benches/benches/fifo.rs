@@ -1,0 +1,289 @@
+//! fifo throughput beside its anchors, per write size, at two distances (mod 4096) between
+//! the application buffer and the bytes it is copied to or from: `aligned` (equal) and
+//! `16apart` — where glibc's `memcpy` falls off its cliff.
+//!
+//! Each group is one write size; every member moves the same bytes in writes (and reads) of
+//! that size, with the same spin-then-yield wait when full or empty:
+//! * `fifo` — the svm fifo in a memfd segment (4 MiB, grown and recycled in chunks),
+//!   producer and consumer threads; `fifo_xproc` — the consumer in another process.
+//! * `rtrb` — its chunk API, 4 MiB ring, bytes copied with `memcpy` as its `io::Write` does.
+//! * `memcpy` — glibc `memcpy` of one write, one thread (the physical limit of one copy);
+//!   `copy_rs` — the fifo's own copy routine (`shm::copy`) on the same buffers.
+//! * `socketpair` — `AF_UNIX SOCK_STREAM`, `pipe` — a pipe (1 MiB, the system maximum), and
+//!   `pipe_xproc` with the reader in another process. Their `delta` is from a page boundary,
+//!   the kernel's own buffers being page-aligned.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use nix::sys::socket::SockType;
+use sapi_benches::buf::PageBuf;
+use sapi_benches::fifo_rig::{self, FifoRig};
+use sapi_benches::{Backoff, sys};
+
+const SIZES: [(usize, &str); 4] = [
+    (64, "64B"),
+    (1 << 10, "1KiB"),
+    (64 << 10, "64KiB"),
+    (1 << 20, "1MiB"),
+];
+const DELTAS: [(usize, &str); 2] = [(0, "aligned"), (16, "16apart")];
+const CAPACITY: usize = 4 << 20;
+const PEER_FD: i32 = 100;
+
+/// The consumer process.
+struct Peer {
+    child: Child,
+    sock: OwnedFd,
+}
+
+impl Peer {
+    fn spawn() -> Self {
+        let (mine, theirs) = sys::unix_pair(SockType::SeqPacket);
+        let raw = theirs.as_raw_fd();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sapi-bench-peer"));
+        cmd.env("SAPI_BENCH_PEER_FD", PEER_FD.to_string());
+        // SAFETY: dup2 is async-signal-safe; it places the child's end at PEER_FD without
+        // FD_CLOEXEC so only the child keeps it.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::dup2(raw, PEER_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("spawn sapi-bench-peer");
+        drop(theirs);
+        Self { child, sock: mine }
+    }
+
+    fn call(&self, words: &[u64], fds: &[i32]) {
+        sys::send_words(self.sock.as_fd(), words, fds);
+    }
+
+    fn wait_done(&self) {
+        sys::recv_words(self.sock.as_fd()).expect("peer answered");
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        // EOF on its socket ends the peer.
+        let (a, _b) = sys::unix_pair(SockType::SeqPacket);
+        let _ = std::mem::replace(&mut self.sock, a);
+        let _ = self.child.wait();
+    }
+}
+
+fn fifo_threads(rig: &FifoRig, size: usize, delta: usize, iters: u64) -> Duration {
+    let total = iters * size as u64;
+    let mut src = PageBuf::for_windows(size);
+    src.fill_pattern();
+    let mut dst = PageBuf::for_windows(size);
+    std::thread::scope(|s| {
+        let consumer = s.spawn(|| {
+            fifo_rig::consume(&rig.seg, rig.fifo, size, delta, total, &mut dst);
+            Instant::now()
+        });
+        let start = Instant::now();
+        fifo_rig::produce(&rig.seg, rig.fifo, size, delta, total, &mut src);
+        consumer.join().expect("consumer") - start
+    })
+}
+
+fn fifo_xproc(rig: &FifoRig, peer: &Peer, size: usize, delta: usize, iters: u64) -> Duration {
+    let total = iters * size as u64;
+    let mut src = PageBuf::for_windows(size);
+    src.fill_pattern();
+    let start = Instant::now();
+    peer.call(&[1, rig.fifo, size as u64, delta as u64, total], &[]);
+    fifo_rig::produce(&rig.seg, rig.fifo, size, delta, total, &mut src);
+    peer.wait_done();
+    start.elapsed()
+}
+
+fn rtrb_threads(size: usize, delta: usize, iters: u64) -> Duration {
+    let total = iters * size as u64;
+    let (mut tx, mut rx) = rtrb::RingBuffer::<u8>::new(CAPACITY);
+    let mut src = PageBuf::for_windows(size);
+    src.fill_pattern();
+    let mut dst = PageBuf::for_windows(size);
+    std::thread::scope(|s| {
+        let consumer = s.spawn(|| {
+            let mut left = total;
+            let mut wait = Backoff::default();
+            while left > 0 {
+                let n = rx.slots().min(size).min(left as usize);
+                if n == 0 {
+                    wait.snooze();
+                    continue;
+                }
+                wait.reset();
+                let chunk = rx.read_chunk(n).expect("slots checked");
+                let (a, b) = chunk.as_slices();
+                for part in [a, b] {
+                    if !part.is_empty() {
+                        let d = dst.congruent(part.as_ptr() as usize, delta, part.len());
+                        d.copy_from_slice(part);
+                    }
+                }
+                chunk.commit_all();
+                left -= n as u64;
+            }
+            Instant::now()
+        });
+        let start = Instant::now();
+        let mut left = total;
+        let mut wait = Backoff::default();
+        while left > 0 {
+            let n = tx.slots().min(size).min(left as usize);
+            if n == 0 {
+                wait.snooze();
+                continue;
+            }
+            wait.reset();
+            let mut chunk = tx.write_chunk_uninit(n).expect("slots checked");
+            let (a, b) = chunk.as_mut_slices();
+            for part in [a, b] {
+                if !part.is_empty() {
+                    let sp = src.congruent(part.as_ptr() as usize, delta, part.len());
+                    // SAFETY: `part` is `len` writable bytes of the ring, `sp` as many readable
+                    // bytes of our buffer; distinct allocations.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            sp.as_ptr(),
+                            part.as_mut_ptr().cast::<u8>(),
+                            part.len(),
+                        )
+                    };
+                }
+            }
+            // SAFETY: all `n` slots were initialised above.
+            unsafe { chunk.commit_all() };
+            left -= n as u64;
+        }
+        consumer.join().expect("consumer") - start
+    })
+}
+
+/// Writer thread and reader (thread or peer process) over a byte stream fd pair.
+fn stream_threads(rd: OwnedFd, wr: OwnedFd, size: usize, delta: usize, iters: u64) -> Duration {
+    let total = iters * size as u64;
+    let mut src = PageBuf::for_windows(size);
+    src.fill_pattern();
+    let mut dst = PageBuf::for_windows(size);
+    std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let mut left = total;
+            let d = dst.congruent(0, delta, size);
+            while left > 0 {
+                let n = size.min(left as usize);
+                let got = sys::read_some(rd.as_fd(), &mut d[..n]);
+                assert!(got > 0, "stream closed early");
+                left -= got as u64;
+            }
+            Instant::now()
+        });
+        let start = Instant::now();
+        let sbuf = src.congruent(0, delta, size);
+        let mut left = total;
+        while left > 0 {
+            let n = size.min(left as usize);
+            sys::write_all(wr.as_fd(), &sbuf[..n]);
+            left -= n as u64;
+        }
+        reader.join().expect("reader") - start
+    })
+}
+
+fn pipe_xproc(peer: &Peer, size: usize, delta: usize, iters: u64) -> Duration {
+    let total = iters * size as u64;
+    let (rd, wr) = sys::pipe(1 << 20);
+    let mut src = PageBuf::for_windows(size);
+    src.fill_pattern();
+    let sbuf = src.congruent(0, delta, size);
+    let start = Instant::now();
+    peer.call(&[2, size as u64, total], &[rd.as_raw_fd()]);
+    drop(rd);
+    let mut left = total;
+    while left > 0 {
+        let n = size.min(left as usize);
+        sys::write_all(wr.as_fd(), &sbuf[..n]);
+        left -= n as u64;
+    }
+    peer.wait_done();
+    start.elapsed()
+}
+
+fn copy_once(size: usize, delta: usize, use_copy_rs: bool) -> impl FnMut(u64) -> Duration {
+    let mut dst = PageBuf::for_windows(size);
+    let mut src = PageBuf::for_windows(size);
+    src.fill_pattern();
+    move |iters| {
+        let d = dst.congruent(0, 0, size).as_mut_ptr();
+        let s = src.congruent(d as usize, delta, size).as_ptr();
+        let start = Instant::now();
+        for _ in 0..iters {
+            let (d, s) = (std::hint::black_box(d), std::hint::black_box(s));
+            // SAFETY: `size` bytes inside two distinct allocations.
+            unsafe {
+                if use_copy_rs {
+                    sapi_reference::shm::copy::copy_nonoverlapping(d, s, size);
+                } else {
+                    std::ptr::copy_nonoverlapping(s, d, size);
+                }
+            }
+        }
+        start.elapsed()
+    }
+}
+
+fn fifo_benches(c: &mut Criterion) {
+    let rig = FifoRig::new(CAPACITY as u32);
+    let peer = Peer::spawn();
+    peer.call(&[0], &[rig.seg.fd().as_raw_fd()]);
+    for (size, size_name) in SIZES {
+        let mut g = c.benchmark_group(format!("fifo_{size_name}"));
+        g.throughput(Throughput::Bytes(size as u64));
+        for (delta, dname) in DELTAS {
+            g.bench_function(BenchmarkId::new("fifo", dname), |b| {
+                b.iter_custom(|iters| fifo_threads(&rig, size, delta, iters))
+            });
+            g.bench_function(BenchmarkId::new("fifo_xproc", dname), |b| {
+                b.iter_custom(|iters| fifo_xproc(&rig, &peer, size, delta, iters))
+            });
+            g.bench_function(BenchmarkId::new("rtrb", dname), |b| {
+                b.iter_custom(|iters| rtrb_threads(size, delta, iters))
+            });
+            g.bench_function(BenchmarkId::new("memcpy", dname), |b| {
+                b.iter_custom(copy_once(size, delta, false))
+            });
+            g.bench_function(BenchmarkId::new("copy_rs", dname), |b| {
+                b.iter_custom(copy_once(size, delta, true))
+            });
+            g.bench_function(BenchmarkId::new("socketpair", dname), |b| {
+                b.iter_custom(|iters| {
+                    let (rd, wr) = sys::unix_pair(SockType::Stream);
+                    stream_threads(rd, wr, size, delta, iters)
+                })
+            });
+            g.bench_function(BenchmarkId::new("pipe", dname), |b| {
+                b.iter_custom(|iters| {
+                    let (rd, wr) = sys::pipe(1 << 20);
+                    stream_threads(rd, wr, size, delta, iters)
+                })
+            });
+            g.bench_function(BenchmarkId::new("pipe_xproc", dname), |b| {
+                b.iter_custom(|iters| pipe_xproc(&peer, size, delta, iters))
+            });
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, fifo_benches);
+criterion_main!(benches);

@@ -1,0 +1,192 @@
+//! mq throughput cross-thread (messages/s) beside `crossbeam-queue::ArrayQueue` and `rtrb`
+//! holding the same items, for 18-byte IO events and 256-byte control events.
+//!
+//! Every queue holds 256 items (the mq: 256 handles, rings of 256 × 18 and 256 × 256 bytes,
+//! `workloads::bench_mq_spec`).
+//! The producer retries a full queue with the shared spin-then-yield wait. The consumer:
+//! * `spin` — polls (`try_recv` / `pop`) with the same wait: the anchors' only mode;
+//! * `block` — the mq's `recv`, sleeping on its signal (eventfd, or the shared
+//!   mutex/condvar) when empty: what an application does.
+
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use crossbeam_queue::ArrayQueue;
+use sapi_benches::{Backoff, sys, workloads};
+use sapi_reference::shm::mq::{
+    self, EventFdSignal, MqConsumer, MqError, MqProducer, PthreadSignal, Signal,
+};
+use sapi_reference::shm::segment::{Segment, SegmentLayout, app_segment_ssvm_size};
+
+const DEPTH: u32 = 256;
+
+fn segment() -> Segment {
+    Segment::create(
+        "bench-mq",
+        SegmentLayout {
+            ssvm_size: app_segment_ssvm_size(1 << 20),
+            n_slices: 1,
+        },
+    )
+    .expect("segment")
+}
+
+fn run_mq<S: Signal + Send>(
+    seg: &Segment,
+    off: u64,
+    tx_signal: S,
+    rx_signal: S,
+    size: usize,
+    block: bool,
+    iters: u64,
+) -> Duration {
+    let msg = [0x5au8; 256];
+    let mut tx = MqProducer::attach(seg, off, tx_signal).expect("tx");
+    let mut rx = MqConsumer::attach(seg, off, rx_signal).expect("rx");
+    std::thread::scope(|s| {
+        let consumer = s.spawn(move || {
+            let mut buf = [0u8; 256];
+            let mut wait = Backoff::default();
+            let mut got = 0;
+            while got < iters {
+                let r = if block {
+                    rx.recv(&mut buf, None)
+                } else {
+                    rx.try_recv(&mut buf)
+                };
+                match r {
+                    Ok(_) => {
+                        got += 1;
+                        wait.reset();
+                    }
+                    Err(MqError::Empty) => wait.snooze(),
+                    Err(e) => panic!("recv: {e}"),
+                }
+            }
+            std::hint::black_box(buf);
+            Instant::now()
+        });
+        let start = Instant::now();
+        let mut wait = Backoff::default();
+        for _ in 0..iters {
+            loop {
+                match tx.try_send(&msg[..size]) {
+                    Ok(()) => break,
+                    Err(MqError::Full | MqError::Busy) => wait.snooze(),
+                    Err(e) => panic!("send: {e}"),
+                }
+            }
+            wait.reset();
+        }
+        consumer.join().expect("consumer") - start
+    })
+}
+
+fn run_array_queue<const N: usize>(iters: u64) -> Duration {
+    let q = ArrayQueue::<[u8; N]>::new(DEPTH as usize);
+    std::thread::scope(|s| {
+        let consumer = s.spawn(|| {
+            let mut wait = Backoff::default();
+            let mut got = 0;
+            while got < iters {
+                match q.pop() {
+                    Some(item) => {
+                        std::hint::black_box(item);
+                        got += 1;
+                        wait.reset();
+                    }
+                    None => wait.snooze(),
+                }
+            }
+            Instant::now()
+        });
+        let start = Instant::now();
+        let mut wait = Backoff::default();
+        for _ in 0..iters {
+            let mut item = [0x5au8; N];
+            while let Err(back) = q.push(std::hint::black_box(item)) {
+                item = back;
+                wait.snooze();
+            }
+            wait.reset();
+        }
+        consumer.join().expect("consumer") - start
+    })
+}
+
+fn run_rtrb<const N: usize>(iters: u64) -> Duration {
+    let (mut tx, mut rx) = rtrb::RingBuffer::<[u8; N]>::new(DEPTH as usize);
+    std::thread::scope(|s| {
+        let consumer = s.spawn(move || {
+            let mut wait = Backoff::default();
+            let mut got = 0;
+            while got < iters {
+                match rx.pop() {
+                    Ok(item) => {
+                        std::hint::black_box(item);
+                        got += 1;
+                        wait.reset();
+                    }
+                    Err(_) => wait.snooze(),
+                }
+            }
+            Instant::now()
+        });
+        let start = Instant::now();
+        let mut wait = Backoff::default();
+        for _ in 0..iters {
+            let mut item = [0x5au8; N];
+            while let Err(rtrb::PushError::Full(back)) = tx.push(std::hint::black_box(item)) {
+                item = back;
+                wait.snooze();
+            }
+            wait.reset();
+        }
+        consumer.join().expect("consumer") - start
+    })
+}
+
+fn mq_benches(c: &mut Criterion) {
+    let seg = segment();
+    let off = mq::create(&seg, &workloads::bench_mq_spec()).expect("mq");
+    let efd = sys::eventfd(true);
+    for (size, name) in [(18usize, "mq_18B"), (256, "mq_256B")] {
+        let mut g = c.benchmark_group(name);
+        g.throughput(Throughput::Elements(1));
+        for (block, mode) in [(false, "spin"), (true, "block")] {
+            g.bench_function(BenchmarkId::new("mq_eventfd", mode), |b| {
+                b.iter_custom(|iters| {
+                    let sig = EventFdSignal::new(efd.as_fd());
+                    run_mq(&seg, off, sig, sig, size, block, iters)
+                })
+            });
+            g.bench_function(BenchmarkId::new("mq_mutex", mode), |b| {
+                b.iter_custom(|iters| {
+                    let tx = PthreadSignal::new(&seg, off).expect("mutex");
+                    let rx = PthreadSignal::new(&seg, off).expect("mutex");
+                    run_mq(&seg, off, tx, rx, size, block, iters)
+                })
+            });
+        }
+        if size == 18 {
+            g.bench_function(BenchmarkId::new("array_queue", "spin"), |b| {
+                b.iter_custom(run_array_queue::<18>)
+            });
+            g.bench_function(BenchmarkId::new("rtrb", "spin"), |b| {
+                b.iter_custom(run_rtrb::<18>)
+            });
+        } else {
+            g.bench_function(BenchmarkId::new("array_queue", "spin"), |b| {
+                b.iter_custom(run_array_queue::<256>)
+            });
+            g.bench_function(BenchmarkId::new("rtrb", "spin"), |b| {
+                b.iter_custom(run_rtrb::<256>)
+            });
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, mq_benches);
+criterion_main!(benches);

@@ -1,0 +1,53 @@
+//! The consumer process of the cross-process benches.
+//!
+//! Started by a bench with a `SOCK_SEQPACKET` socket whose number is in
+//! `$SAPI_BENCH_PEER_FD`; obeys commands of little-endian `u64` words (fds by `SCM_RIGHTS`):
+//! * `[0]` + memfd: map the segment.
+//! * `[1, fifo, read, delta, total]`: dequeue `total` bytes from the fifo at `fifo`, in reads of
+//!   `read` bytes into a buffer `delta` bytes (mod 4096) from the fifo bytes; answer `[total]`.
+//! * `[2, read, total]` + fd: read `total` bytes from the fd (a pipe) in reads of `read`
+//!   bytes; answer `[total]`.
+//!
+//! Exits at EOF on the socket.
+
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
+
+use sapi_benches::buf::PageBuf;
+use sapi_benches::{fifo_rig, sys};
+use sapi_reference::shm::segment::Segment;
+
+fn main() {
+    let fd: RawFd = std::env::var("SAPI_BENCH_PEER_FD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .expect("SAPI_BENCH_PEER_FD names the command socket");
+    // SAFETY: the parent left this fd open for us for the life of the process.
+    let sock = unsafe { BorrowedFd::borrow_raw(fd) };
+    let mut seg: Option<Segment> = None;
+    let mut buf = PageBuf::for_windows(1 << 20);
+    while let Some((words, mut fds)) = sys::recv_words(sock) {
+        match words.as_slice() {
+            [0] => {
+                let memfd = fds.pop().expect("memfd");
+                seg = Some(Segment::attach(memfd).expect("map segment"));
+            }
+            &[1, fifo, read, delta, total] => {
+                let seg = seg.as_ref().expect("segment mapped first");
+                fifo_rig::consume(seg, fifo, read as usize, delta as usize, total, &mut buf);
+                sys::send_words(sock, &[total], &[]);
+            }
+            &[2, read, total] => {
+                let rd = fds.pop().expect("pipe fd");
+                let mut left = total;
+                while left > 0 {
+                    let n = (read).min(left) as usize;
+                    let got = sys::read_some(rd.as_fd(), &mut buf.as_mut_slice()[..n]);
+                    assert!(got > 0, "pipe closed early");
+                    left -= got as u64;
+                }
+                sys::send_words(sock, &[total], &[]);
+            }
+            other => panic!("unknown command {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! A fifo in a memfd segment and the two loops that stream bytes through it.
+//!
+//! The copy benches place the application buffer at a stated distance (mod 4096) from the
+//! fifo bytes it is copied to or from. The fifo decides where its bytes live — chunks are 24
+//! bytes of header then data, carved 8-byte aligned and recycled — so each side looks up, from
+//! the fields it owns, where its next copy lands: the consumer exactly (its head chunk, or the
+//! chunk list it walks anyway); the producer exactly while its tail chunk has room, and as a
+//! prediction (the free-list head of the size class the fifo will grow by, or the bump
+//! cursor) when the write must grow the fifo. A prediction the consumer's concurrent chunk
+//! frees falsify costs only that one write its stated distance.
+
+use sapi_reference::shm::fifo::{self, FifoConsumer, FifoError, FifoProducer};
+use sapi_reference::shm::layout::fifo as l;
+use sapi_reference::shm::memory::Memory;
+use sapi_reference::shm::segment::{Segment, SegmentLayout, app_segment_ssvm_size};
+use sapi_reference::shm::sync::Ordering;
+
+use crate::Backoff;
+use crate::buf::PageBuf;
+
+/// Low 48 bits of a free-list head word: the chunk offset (the top 16 are an ABA tag).
+const FREE_LIST_OFFSET_MASK: u64 = (1 << 48) - 1;
+
+/// A segment holding one fifo.
+#[derive(Debug)]
+pub struct FifoRig {
+    /// The segment (a memfd mapping).
+    pub seg: Segment,
+    /// The fifo header's offset.
+    pub fifo: u64,
+}
+
+impl FifoRig {
+    /// A fifo of `size` bytes in a fresh segment with room for it to grow and recycle.
+    pub fn new(size: u32) -> Self {
+        let seg = Segment::create(
+            "bench-fifo",
+            SegmentLayout {
+                ssvm_size: app_segment_ssvm_size(4 * size as u64 + (16 << 20)),
+                n_slices: 1,
+            },
+        )
+        .expect("segment");
+        let fifo = fifo::create(seg.fifo_segment(), 0, size).expect("fifo");
+        Self { seg, fifo }
+    }
+}
+
+/// Address of the byte at offset `off` of `seg`'s fifo-segment region.
+fn addr(seg: &Segment, off: u64) -> usize {
+    seg.base_addr() + seg.header_offset() as usize + off as usize
+}
+
+fn chunk_holding(seg: &Segment, c: u64, pos: u32) -> Option<usize> {
+    if c == 0 {
+        return None;
+    }
+    let start = seg.read_u32(c + l::CHUNK_START_BYTE).ok()?;
+    let len = seg.read_u32(c + l::CHUNK_LENGTH).ok()?;
+    let k = pos.wrapping_sub(start);
+    (k < len).then(|| addr(seg, c + l::CHUNK_HEADER_SIZE + k as u64))
+}
+
+/// Where the producer's next write of `want` bytes starts (see the module doc).
+pub fn tail_addr(seg: &Segment, f: u64, want: u32) -> usize {
+    let tail = seg
+        .atomic_u32(f + l::TAIL)
+        .map(|a| a.load(Ordering::Relaxed))
+        .unwrap_or(0);
+    let tc = seg.read_u64(f + l::TAIL_CHUNK).unwrap_or(0);
+    if let Some(a) = chunk_holding(seg, tc, tail) {
+        return a;
+    }
+    let end = seg.read_u64(f + l::END_CHUNK).unwrap_or(0);
+    if let Some(a) = chunk_holding(seg, end, tail) {
+        return a;
+    }
+    // The write grows the fifo by `max(min(min_alloc, size - occupied), want)` bytes in one
+    // chunk of that size class (true for every write size benched).
+    let fs = seg.fifo_segment();
+    let head = seg
+        .atomic_u32(f + l::HEAD)
+        .map(|a| a.load(Ordering::Acquire))
+        .unwrap_or(0);
+    let size = seg.read_u32(f + l::FIFO_SIZE).unwrap_or(0);
+    let min_alloc = seg.read_u32(f + l::MIN_ALLOC).unwrap_or(0);
+    let grow = min_alloc
+        .min(size.saturating_sub(tail.wrapping_sub(head)))
+        .max(want);
+    let class = fs.class_for(grow as u64);
+    let next = fs.free_list_head(0, class).unwrap_or(0) & FREE_LIST_OFFSET_MASK;
+    let chunk = if next != 0 {
+        next
+    } else {
+        fs.byte_index().unwrap_or(0).next_multiple_of(8)
+    };
+    addr(seg, chunk + l::CHUNK_HEADER_SIZE)
+}
+
+/// Where the consumer's next read starts, once bytes are ready.
+pub fn head_addr(seg: &Segment, f: u64) -> usize {
+    let head = seg
+        .atomic_u32(f + l::HEAD)
+        .map(|a| a.load(Ordering::Relaxed))
+        .unwrap_or(0);
+    let hc = seg.read_u64(f + l::HEAD_CHUNK).unwrap_or(0);
+    if let Some(a) = chunk_holding(seg, hc, head) {
+        return a;
+    }
+    let mut c = seg
+        .atomic_u64(f + l::START_CHUNK)
+        .map(|a| a.load(Ordering::Acquire))
+        .unwrap_or(0);
+    for _ in 0..4096 {
+        if let Some(a) = chunk_holding(seg, c, head) {
+            return a;
+        }
+        c = match seg.atomic_u64(c + l::CHUNK_NEXT) {
+            Ok(n) => n.load(Ordering::Acquire),
+            Err(_) => 0,
+        };
+        if c == 0 {
+            break;
+        }
+    }
+    0
+}
+
+/// Enqueues `total` bytes in writes of `write` bytes, each from an application buffer placed
+/// `delta` bytes (mod 4096) after the fifo bytes it lands on. Waits with [`Backoff`] when full.
+pub fn produce(seg: &Segment, f: u64, write: usize, delta: usize, total: u64, src: &mut PageBuf) {
+    let mut tx = FifoProducer::attach(seg, f).expect("producer");
+    let mut left = total;
+    let mut wait = Backoff::default();
+    while left > 0 {
+        let want = (write as u64).min(left) as usize;
+        let mut done = 0;
+        while done < want {
+            let dst = tail_addr(seg, f, (want - done) as u32);
+            let s = src.congruent(dst, delta, want - done);
+            match tx.enqueue(s) {
+                Ok(n) => {
+                    done += n;
+                    wait.reset();
+                }
+                Err(FifoError::Full | FifoError::NoMemory) => wait.snooze(),
+                Err(e) => panic!("enqueue: {e}"),
+            }
+        }
+        left -= want as u64;
+    }
+}
+
+/// Dequeues `total` bytes in reads of up to `read` bytes into an application buffer placed
+/// `delta` bytes (mod 4096) after the fifo bytes read. Waits with [`Backoff`] when empty.
+pub fn consume(seg: &Segment, f: u64, read: usize, delta: usize, total: u64, dst: &mut PageBuf) {
+    let mut rx = FifoConsumer::attach(seg, f).expect("consumer");
+    let mut left = total;
+    let mut wait = Backoff::default();
+    while left > 0 {
+        if rx.is_empty().expect("fifo len") {
+            wait.snooze();
+            continue;
+        }
+        let want = (read as u64).min(left) as usize;
+        let at = head_addr(seg, f);
+        let d = dst.congruent(at, delta, want);
+        match rx.dequeue(d) {
+            Ok(n) => {
+                left -= n as u64;
+                wait.reset();
+            }
+            Err(FifoError::Empty) => wait.snooze(),
+            Err(e) => panic!("dequeue: {e}"),
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! Deterministic workloads, one per hot path, for the instruction-count gate (`icount`) and
+//! the single-threaded `hotpaths` criterion bench.
+//!
+//! Each runs its operation `n` times after a setup that does not depend on `n`, so the gate
+//! counts instructions at `n` and at 0 and divides the difference by `n`: what remains is the
+//! cost of one operation, free of process start-up and setup. No clock, no threads, no
+//! randomness: under `valgrind --tool=callgrind` the same build gives the same count.
+//!
+//! [`SLOW_ENV`] is read here and nowhere else: set, every operation does extra work, which is
+//! how the compare tools are shown to fail on a slowed build.
+
+use std::hint::black_box;
+use std::os::fd::AsFd;
+
+use sapi_reference::core::{
+    Action, AdminCommand, Config, Input, NsIndex, PeerCred, Server, WorkerResourcesReady,
+};
+use sapi_reference::shm::mq::{self, EventFdSignal, MqConsumer, MqProducer, MqSpec, RingSpec};
+use sapi_reference::shm::segment::{Segment, SegmentLayout, app_segment_ssvm_size};
+use sapi_reference::wire::{AppName, Attach, AttachReply, Direction, FdFlags, Message, Profile};
+
+use crate::buf::PageBuf;
+use crate::fifo_rig::{self, FifoRig};
+use crate::server::eventfd_app_options;
+use crate::sys;
+
+/// Environment variable that makes every workload operation do extra work (demo of a
+/// regression; never read by the crates being measured).
+pub const SLOW_ENV: &str = "SAPI_BENCH_SLOW";
+
+/// The workloads, by name.
+pub const NAMES: &[&str] = &[
+    "wire_encode_decode",
+    "mq_18b_send_recv",
+    "mq_256b_send_recv",
+    "fifo_64k_aligned",
+    "fifo_64k_16apart",
+    "core_attach_detach",
+];
+
+/// Extra work per operation when [`SLOW_ENV`] is set (about 10–20% of the cheapest
+/// operation's instructions... and far more of the cheap ones: it is a demo).
+#[inline(never)]
+fn slow_tax(slow: bool) {
+    if slow {
+        let mut x = 0u64;
+        for i in 0..black_box(200u64) {
+            x = black_box(x.wrapping_mul(31).wrapping_add(i));
+        }
+        black_box(x);
+    }
+}
+
+/// Whether [`SLOW_ENV`] is set.
+pub fn slow_from_env() -> bool {
+    std::env::var_os(SLOW_ENV).is_some()
+}
+
+/// Runs workload `name` with `n` operations; `None` if there is no such workload.
+pub fn run(name: &str, n: u64, slow: bool) -> Option<()> {
+    match name {
+        "wire_encode_decode" => wire(n, slow),
+        "mq_18b_send_recv" => mq_send_recv(18, n, slow),
+        "mq_256b_send_recv" => mq_send_recv(256, n, slow),
+        "fifo_64k_aligned" => fifo_copy(0, n, slow),
+        "fifo_64k_16apart" => fifo_copy(16, n, slow),
+        "core_attach_detach" => core_attach(n, slow),
+        _ => return None,
+    }
+    Some(())
+}
+
+/// One operation: encode an ATTACH and decode it as the server does, then encode and decode
+/// its reply.
+pub fn wire(n: u64, slow: bool) {
+    let attach = Message::Attach(Attach {
+        name: AppName::new(b"bench-app").expect("name"),
+        options: eventfd_app_options(),
+    });
+    let reply = Message::AttachReply(AttachReply {
+        retval: 0,
+        app_index: 7,
+        app_mq: 0x140,
+        vpp_ctrl_mq: 0x140,
+        segment_handle: 1 << 32,
+        api_client_handle: 1,
+        vpp_ctrl_mq_thread: 0,
+        n_fds: 3,
+        fd_flags: FdFlags::VPP_MQ_SEGMENT | FdFlags::MEMFD_SEGMENT | FdFlags::MQ_EVENTFD,
+    });
+    for _ in 0..n {
+        let b = black_box(&attach).encode(Profile::Head).expect("encode");
+        let m =
+            Message::decode(black_box(&b), Profile::Head, Direction::AppToServer).expect("decode");
+        black_box(m);
+        let b = black_box(&reply).encode(Profile::Head).expect("encode");
+        let m =
+            Message::decode(black_box(&b), Profile::Head, Direction::ServerToApp).expect("decode");
+        black_box(m);
+        slow_tax(slow);
+    }
+}
+
+/// The mq of the mq benches: 256 handles, rings of 256 × 18 and 256 × 256 bytes (an app
+/// event queue's geometry, with a control ring as deep as the IO ring).
+pub fn bench_mq_spec() -> MqSpec {
+    MqSpec {
+        queue_len: 256,
+        rings: vec![
+            RingSpec {
+                nitems: 256,
+                elsize: mq::IO_EVENT_ELSIZE,
+            },
+            RingSpec {
+                nitems: 256,
+                elsize: mq::CTRL_EVENT_ELSIZE,
+            },
+        ],
+    }
+}
+
+/// One operation: 64 messages of `size` bytes sent, then 64 received, on an eventfd-mode
+/// [`bench_mq_spec`] mq in a memfd segment.
+pub fn mq_send_recv(size: usize, n: u64, slow: bool) {
+    let seg = Segment::create(
+        "icount-mq",
+        SegmentLayout {
+            ssvm_size: app_segment_ssvm_size(1 << 20),
+            n_slices: 1,
+        },
+    )
+    .expect("segment");
+    let off = mq::create(&seg, &bench_mq_spec()).expect("mq");
+    let efd = sys::eventfd(true);
+    let mut tx = MqProducer::attach(&seg, off, EventFdSignal::new(efd.as_fd())).expect("tx");
+    let mut rx = MqConsumer::attach(&seg, off, EventFdSignal::new(efd.as_fd())).expect("rx");
+    let msg = [0x5au8; 256];
+    let mut buf = [0u8; 256];
+    for _ in 0..n {
+        for _ in 0..64 {
+            tx.try_send(black_box(&msg[..size])).expect("send");
+        }
+        for _ in 0..64 {
+            rx.try_recv(black_box(&mut buf)).expect("recv");
+        }
+        slow_tax(slow);
+    }
+}
+
+/// One operation: a 64 KiB write into a 1 MiB fifo and a 64 KiB read out of it, the
+/// application buffers `delta` bytes (mod 4096) from the fifo bytes.
+pub fn fifo_copy(delta: usize, n: u64, slow: bool) {
+    const W: usize = 64 << 10;
+    let rig = FifoRig::new(1 << 20);
+    let mut src = PageBuf::for_windows(W);
+    src.fill_pattern();
+    let mut dst = PageBuf::for_windows(W);
+    for _ in 0..n {
+        fifo_rig::produce(&rig.seg, rig.fifo, W, delta, W as u64, &mut src);
+        fifo_rig::consume(&rig.seg, rig.fifo, W, delta, W as u64, &mut dst);
+        slow_tax(slow);
+    }
+}
+
+/// A sans-IO core with the default namespace, answering its resource requests at once.
+struct CoreDriver {
+    core: Server,
+    replies: u64,
+}
+
+impl CoreDriver {
+    fn new() -> Self {
+        let core = Server::new(Config {
+            profile: Profile::Head,
+            vpp_workers: 0,
+            vpp_ctrl_mq_offset: 0x140,
+            runtime_dir: "/run/bench".into(),
+            faults: Default::default(),
+            access: Default::default(),
+            enforce_ns_secret: false,
+        });
+        let mut d = Self { core, replies: 0 };
+        d.feed(Input::Admin(AdminCommand::NsAdd {
+            id: "default".into(),
+            sock_name: None,
+            secret: None,
+        }));
+        d
+    }
+
+    fn feed(&mut self, input: Input<'_>) -> Option<sapi_reference::core::SocketId> {
+        let mut accepted = None;
+        for a in self.core.handle(input) {
+            match a {
+                Action::Accepted(id) => accepted = Some(id),
+                Action::Send { msg, .. } => {
+                    black_box(msg);
+                    self.replies += 1;
+                }
+                Action::Listen { ns, .. } => {
+                    self.feed(Input::Listened { ns, result: Ok(()) });
+                }
+                Action::CreateWorkerResources { worker, spec } => {
+                    let ready = WorkerResourcesReady {
+                        mq_offset: 0x140,
+                        ssvm_size: spec.segment.requested_size + 12 * 1024,
+                    };
+                    self.feed(Input::WorkerResources {
+                        worker,
+                        result: Ok(ready),
+                    });
+                }
+                Action::CreateSegment(spec) => {
+                    self.feed(Input::SegmentCreated {
+                        id: spec.id,
+                        result: Ok(spec.requested_size + 12 * 1024),
+                    });
+                }
+                _ => {}
+            }
+        }
+        accepted
+    }
+}
+
+/// One operation: accept a socket, ATTACH on it (reply with three fds), close it (detach and
+/// free everything), in a core holding 100 other apps.
+pub fn core_attach(n: u64, slow: bool) {
+    let mut d = CoreDriver::new();
+    let peer = PeerCred {
+        pid: 42,
+        uid: 1000,
+        gid: 1000,
+    };
+    let attach = |i: u64| {
+        Message::Attach(Attach {
+            name: AppName::new(format!("app-{i}").as_bytes()).expect("name"),
+            options: eventfd_app_options(),
+        })
+        .encode(Profile::Head)
+        .expect("encode")
+    };
+    let connect_and_attach = |d: &mut CoreDriver, i: u64| {
+        let sock = d
+            .feed(Input::Accept {
+                ns: NsIndex(0),
+                peer,
+            })
+            .expect("accepted");
+        let bytes = attach(i);
+        d.feed(Input::Datagram {
+            sock,
+            bytes: &bytes,
+            truncated: false,
+            ctrunc: false,
+        });
+        sock
+    };
+    for i in 0..100 {
+        connect_and_attach(&mut d, 1_000_000 + i);
+    }
+    let before = d.replies;
+    for i in 0..n {
+        let sock = connect_and_attach(&mut d, i);
+        d.feed(Input::Closed { sock });
+        slow_tax(slow);
+    }
+    assert_eq!(d.replies - before, n, "one reply per attach");
+}
