@@ -23,7 +23,7 @@ use sapi_reference::wire::Profile;
 use sim_harness::{Op, SendFailureMode, Sim, Stats, ops_from_seed};
 
 /// Seeds and steps `cargo test` runs for each profile.
-const CI_SEEDS: u64 = 48;
+const CI_SEEDS: u64 = 32;
 const CI_STEPS: usize = 2_000;
 
 /// Runs `ops`; a violation or a panic is the failure text.
@@ -198,7 +198,7 @@ fn one_seed() {
 #[test]
 fn fuzz_encoding_round_trips() {
     for seed in 0..20 {
-        let ops: Vec<Op> = ops_from_seed(seed, 200)
+        let ops: Vec<Op> = ops_from_seed(seed, sim_harness::MAX_FUZZ_OPS)
             .into_iter()
             .map(normalise_picks)
             .collect();
@@ -293,7 +293,7 @@ fn write_core_sequence_seeds() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/fuzz/core_sequence");
     std::fs::create_dir_all(&dir).expect("mkdir");
     for seed in 0..16u64 {
-        let ops: Vec<Op> = ops_from_seed(seed, 120)
+        let ops: Vec<Op> = ops_from_seed(seed, 40)
             .into_iter()
             .map(normalise_picks)
             .collect();

@@ -212,6 +212,8 @@ pub struct Sim {
     deferred_send_failures: Vec<SocketId>,
     /// Workers freed while the current op handled a send failure (reentrant mode).
     freed_by_send_failure: BTreeSet<WorkerKey>,
+    /// Run the full check after every this many ops (1 = every op).
+    full_check_every: usize,
     /// The last snapshot, taken by `check`.
     snap: sapi_reference::core::Snapshot,
     violations: Vec<String>,
@@ -268,6 +270,7 @@ impl Sim {
             mode,
             deferred_send_failures: Vec::new(),
             freed_by_send_failure: BTreeSet::new(),
+            full_check_every: 1,
             snap: Default::default(),
             violations: Vec::new(),
             stats: Stats::default(),
@@ -641,7 +644,11 @@ impl Sim {
             self.feed(Input::SendFailed { sock });
         }
         self.check_op(op);
-        self.check();
+        if self.step.is_multiple_of(self.full_check_every) {
+            self.check();
+        } else {
+            self.check_counts();
+        }
         let what = std::mem::take(&mut self.violations);
         if what.is_empty() {
             let c = self.core.counts();
@@ -1101,13 +1108,53 @@ impl Sim {
         self.snap = snap;
     }
 
-    /// Runs `ops` from a fresh server; the first violation (or panic, which propagates) stops it.
+    /// The count-based invariants alone (no snapshot): what the fuzzer checks between two full
+    /// checks.
+    pub fn check_counts(&mut self) {
+        let c = self.core.counts();
+        if c.sockets != self.sockets.len()
+            || c.workers != self.workers.len()
+            || c.segments != self.segments.len()
+            || c.namespaces != self.listeners.len()
+            || self.eventfds.len() > c.workers
+        {
+            self.violation(format!(
+                "counts {c:?} but the shell holds {} sockets, {} worker mqs, {} segments, {} \
+                 listeners, {} eventfds",
+                self.sockets.len(),
+                self.workers.len(),
+                self.segments.len(),
+                self.listeners.len(),
+                self.eventfds.len()
+            ));
+        }
+        if let Some(s) = self.deadlines.iter().find(|s| !self.sockets.contains(s)) {
+            let s = *s;
+            self.violation(format!("deadline armed for {s}, which is closed"));
+        }
+    }
+
+    /// Runs `ops` from a fresh server with every invariant checked after every op; the first
+    /// violation (or panic, which propagates) stops it.
     pub fn run_ops(
         profile: Profile,
         mode: SendFailureMode,
         ops: &[Op],
     ) -> Result<Stats, Violation> {
+        Self::run_ops_checking(profile, mode, ops, 1)
+    }
+
+    /// Like [`Sim::run_ops`], but the full (snapshot) check runs after every `every`-th op and
+    /// after the last; the count-based and per-action checks still run after every op. Picks
+    /// resolve against the last full check's snapshot.
+    pub fn run_ops_checking(
+        profile: Profile,
+        mode: SendFailureMode,
+        ops: &[Op],
+        every: usize,
+    ) -> Result<Stats, Violation> {
         let mut sim = Sim::new(profile, mode);
+        sim.full_check_every = every.max(1);
         sim.check();
         if !sim.violations.is_empty() {
             return Err(Violation {
@@ -1117,6 +1164,15 @@ impl Sim {
         }
         for op in ops {
             sim.apply(op)?;
+        }
+        if sim.full_check_every > 1 {
+            sim.check();
+            if !sim.violations.is_empty() {
+                return Err(Violation {
+                    step: sim.step,
+                    what: format!("at the end: {}", sim.violations.join("; ")),
+                });
+            }
         }
         Ok(sim.stats)
     }
@@ -1703,7 +1759,7 @@ pub fn encode_ops(profile: Profile, mode: SendFailureMode, ops: &[Op]) -> Vec<u8
 }
 
 /// Most ops one fuzz input runs (keeps every exec short).
-pub const MAX_FUZZ_OPS: usize = 512;
+pub const MAX_FUZZ_OPS: usize = 128;
 
 /// The fuzzer's reading of `data`: byte 0 picks the profile (bit 0) and how send failures are
 /// reported (bit 1), the rest is a list of ops.
@@ -1727,10 +1783,20 @@ pub fn ops_from_bytes(data: &[u8]) -> (Profile, SendFailureMode, Vec<Op>) {
     (profile, mode, ops)
 }
 
-/// The `core_sequence` check: panics with the violation if any invariant breaks.
+/// How often the fuzzer runs the full snapshot check (the count-based and per-action checks run
+/// after every op); under coverage instrumentation the snapshot dominates an exec.
+pub const FUZZ_FULL_CHECK_EVERY: usize = 8;
+
+/// The `core_sequence` check: panics with the violation if any invariant breaks. Regression
+/// replays run it with the full check after every op.
 pub fn check_core_sequence(data: &[u8]) {
+    check_core_sequence_every(data, 1);
+}
+
+/// [`check_core_sequence`] with the full check every `every` ops (the fuzz target's setting).
+pub fn check_core_sequence_every(data: &[u8], every: usize) {
     let (profile, mode, ops) = ops_from_bytes(data);
-    if let Err(v) = Sim::run_ops(profile, mode, &ops) {
+    if let Err(v) = Sim::run_ops_checking(profile, mode, &ops, every) {
         panic!("{profile} {mode:?}: core invariant broken at {v}\nops: {ops:#?}");
     }
 }

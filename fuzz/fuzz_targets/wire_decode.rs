@@ -1,0 +1,8 @@
+//! Any bytes through `Message::decode` in both profiles and both directions: a value or a typed
+//! error, never a panic; decoded values re-encode to 209 bytes that decode to the same value.
+#![no_main]
+
+#[path = "../../reference/tests/sim_harness.rs"]
+mod sim_harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sim_harness::check_wire_decode(data));
