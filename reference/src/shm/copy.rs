@@ -3,13 +3,15 @@
 //! Owns: [`copy_nonoverlapping`], the routine every plain copy into or out of shared memory
 //! ends in (through [`super::memory::copy_bytes`]).
 //!
-//! Why it exists: glibc's `memcpy` copies 4–512 KiB with `rep movsb`, and on the Intel parts
-//! this project runs on that microcode path is 12–22× slower when source and destination are
-//! 1–31 bytes apart modulo 4096 (rtrb measured 13.3 GB/s aligned, 1.1 GB/s 16 bytes apart).
-//! An application cannot choose where the fifo's write position lies, so with `memcpy` a fifo
-//! would run fast or slow depending on an accident of addresses. A plain vector loop —
-//! unaligned loads, destination-aligned stores — has no such cliff: its worst case is a few
-//! cycles of 4K-aliasing stall per line, not a microcode fallback.
+//! Why it exists: glibc's `memcpy` copies kilobytes with `rep movsb`, and on some of the
+//! Intel parts this project runs on that microcode path was measured 12–22× slower when
+//! source and destination are 1–31 bytes apart modulo 4096 (4K aliasing: each load looks as
+//! if it depended on a store just issued). An application cannot choose where the fifo's
+//! write position lies, so with a plain `memcpy` a fifo would run fast or slow depending on
+//! an accident of addresses. Within [`ALIAS_WINDOW`] bytes of that distance this routine
+//! copies with a vector loop — unaligned loads, destination-aligned stores, four loads ahead
+//! of four stores — which has no such cliff; everywhere else it calls `memcpy`, whose
+//! `rep movsb` writes whole lines without reading them first and is the fastest copy there.
 //!
 //! Small copies (below [`BULK_MIN`]) stay with `ptr::copy_nonoverlapping`: the compiler turns
 //! fixed-size ones (the mq's 4- and 8-byte header words) into plain moves, and glibc copies
@@ -18,8 +20,13 @@
 //! Must never: read or write outside `src..src+len` / `dst..dst+len` (the tail is copied with
 //! one overlapping vector, which stays inside both), or be called on overlapping ranges.
 
-/// Copies at or above this many bytes take the vector loop.
+/// Copies at or above this many bytes are routed by the distance of their ends.
 pub const BULK_MIN: usize = 256;
+
+/// Destination minus source, modulo 4096, non-zero and closer than this to 0 (either way)
+/// takes the vector loop: twice the widest distance measured slow, so a CPU that looks a cache line further
+/// is covered too.
+pub const ALIAS_WINDOW: usize = 64;
 
 /// Copies `len` bytes from `src` to `dst`, like `ptr::copy_nonoverlapping`, at the same speed
 /// whatever the two addresses are modulo 4096.
@@ -41,7 +48,12 @@ pub unsafe fn copy_nonoverlapping(dst: *mut u8, src: *const u8, len: usize) {
 #[cfg(target_arch = "x86_64")]
 #[inline(never)]
 unsafe fn copy_bulk(dst: *mut u8, src: *const u8, len: usize) {
-    if std::arch::is_x86_feature_detected!("avx2") {
+    let distance = (dst as usize).wrapping_sub(src as usize) % 4096;
+    // Equal addresses modulo 4096 alias nothing: `memcpy`'s best case.
+    if distance == 0 || (ALIAS_WINDOW..=4096 - ALIAS_WINDOW).contains(&distance) {
+        // SAFETY: forwarded from the caller.
+        unsafe { std::ptr::copy_nonoverlapping(src, dst, len) };
+    } else if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked above); the rest is forwarded from the caller.
         unsafe { x86::copy_avx2(dst, src, len) }
     } else {
@@ -253,7 +265,15 @@ mod tests {
     fn large_copies_at_misaligned_distances_are_exact() {
         for len in [4096, 65536 + 13, 1 << 20] {
             let mut rig = Rig::new(len);
-            for (src_off, dst_off) in [(0, 0), (0, 16), (16, 0), (3, 31), (4095, 1)] {
+            for (src_off, dst_off) in [
+                (0, 0),
+                (0, 16),
+                (16, 0),
+                (3, 31),
+                (4095, 1),
+                (0, 2048),
+                (7, 64),
+            ] {
                 rig.check(len, src_off, dst_off, copy_nonoverlapping);
             }
         }
