@@ -3,17 +3,20 @@
 //! simulation's findings as named scenarios.
 //!
 //! Targets replayed here: `wire_decode`, `core_sequence` (their checks live in `sim_harness.rs`,
-//! which the fuzz targets include too). The seed corpora in `corpus/fuzz/<target>/` are replayed
+//! which the fuzz targets include too) and `shm_ops` (its check is `fuzz/checks/shm_ops.rs`). The seed corpora in `corpus/fuzz/<target>/` are replayed
 //! as well: they must pass from the first commit on.
 
 #[path = "sim_harness.rs"]
 mod sim_harness;
 
+#[path = "../../fuzz/checks/shm_ops.rs"]
+mod shm_ops;
+
 use std::path::{Path, PathBuf};
 
 use sapi_reference::core::ResourceError;
 use sapi_reference::wire::{AttachOptions, OptionIndex, Profile};
-use sim_harness::{Inject, Op, Pick, SendFailureMode, Sim, check_core_sequence, check_wire_decode};
+use sim_harness::{Inject, Op, Pick, Sim, check_core_sequence, check_wire_decode};
 
 fn corpus_dir(kind: &str, target: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -55,6 +58,13 @@ fn core_sequence_regressions_and_seeds() {
     assert!(n > 0, "no core_sequence seeds found");
 }
 
+#[test]
+fn shm_ops_regressions_and_seeds() {
+    let n = replay("regressions", "shm_ops", shm_ops::check)
+        + replay("fuzz", "shm_ops", shm_ops::check);
+    assert!(n > 0, "no shm_ops seeds found");
+}
+
 fn app_with_extra_segments() -> Op {
     Op::Attach {
         sock: Pick::NEWEST,
@@ -65,16 +75,14 @@ fn app_with_extra_segments() -> Op {
     }
 }
 
-/// Finding F1 (open, for the core/shell owner): an admin segment add sends SEND_FDS and then
-/// posts APP_ADD_SEGMENT into the worker's mq. When that send fails, `io::Shell` feeds
-/// `SendFailed` from inside the send, the core detaches the app (frees its worker), and only then
-/// does the shell reach the PostCtrlEvent the core queued earlier — for a worker it no longer has.
-/// The shell drops it with a warning, so nothing leaks, but the core's actions refer to a freed
-/// worker. Deferring `SendFailed` until the current batch is performed removes it (the simulation
-/// runs both ways; the deferred way is clean).
+/// Finding F1 (fixed in e8f16e4 by reporting send failures after the batch): an admin segment
+/// add sends SEND_FDS and then posts APP_ADD_SEGMENT into the worker's mq. When the shell fed
+/// `SendFailed` from inside that send, the core detached the app first and the shell then reached
+/// the PostCtrlEvent for a worker it had already freed. With the failure reported after the
+/// batch, the event goes to a live mq, then the app is detached (HEAD: the whole app, its segment
+/// fd never arrived) and everything it held is freed.
 #[test]
-#[ignore = "finding F1: PostCtrlEvent after a reentrant SendFailed names a freed worker"]
-fn f1_segment_add_whose_send_fails_posts_to_no_freed_worker() {
+fn f1_segment_add_whose_send_fails_posts_to_a_live_worker_then_detaches() {
     for profile in Profile::ALL {
         let ops = [
             Op::Connect {
@@ -88,31 +96,9 @@ fn f1_segment_add_whose_send_fails_posts_to_no_freed_worker() {
                 wrk: Pick(0),
             },
         ];
-        let stats = Sim::run_ops(profile, SendFailureMode::Reentrant, &ops).expect("invariants");
-        assert_eq!(stats.posts_to_freed_worker, 0, "{profile}");
-    }
-}
-
-/// The same sequence with the failure reported after the batch: nothing refers to a freed worker,
-/// the app is detached and everything it held is freed.
-#[test]
-fn segment_add_whose_send_fails_detaches_cleanly_when_deferred() {
-    for profile in Profile::ALL {
-        let ops = [
-            Op::Connect {
-                ns: Pick(0),
-                pid: 1,
-            },
-            app_with_extra_segments(),
-            Op::Inject(Inject::Send),
-            Op::SegmentAdd {
-                app: Pick(0),
-                wrk: Pick(0),
-            },
-        ];
-        let stats = Sim::run_ops(profile, SendFailureMode::Deferred, &ops).expect("invariants");
-        assert_eq!(stats.posts_to_freed_worker, 0, "{profile}");
+        let stats = Sim::run_ops(profile, &ops).unwrap_or_else(|v| panic!("{profile}: {v}"));
         assert_eq!(stats.segments_added, 1, "{profile}: {stats:?}");
+        assert_eq!(stats.crashes, 0, "{profile}: {stats:?}");
     }
 }
 
@@ -142,8 +128,8 @@ fn attach_resource_failures_leave_nothing() {
                     options: AttachOptions::default(),
                 },
             ];
-            let stats = Sim::run_ops(profile, SendFailureMode::Reentrant, &ops)
-                .unwrap_or_else(|v| panic!("{profile} {e:?}: {v}"));
+            let stats =
+                Sim::run_ops(profile, &ops).unwrap_or_else(|v| panic!("{profile} {e:?}: {v}"));
             assert_eq!(stats.attaches_ok, 1, "{profile} {e:?}: the retry attaches");
         }
     }

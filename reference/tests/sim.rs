@@ -20,15 +20,15 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
 use sapi_reference::wire::Profile;
-use sim_harness::{Op, SendFailureMode, Sim, Stats, ops_from_seed};
+use sim_harness::{Op, Sim, Stats, ops_from_seed};
 
 /// Seeds and steps `cargo test` runs for each profile.
 const CI_SEEDS: u64 = 32;
 const CI_STEPS: usize = 2_000;
 
 /// Runs `ops`; a violation or a panic is the failure text.
-fn outcome(profile: Profile, mode: SendFailureMode, ops: &[Op]) -> Result<Stats, String> {
-    match catch_unwind(AssertUnwindSafe(|| Sim::run_ops(profile, mode, ops))) {
+fn outcome(profile: Profile, ops: &[Op]) -> Result<Stats, String> {
+    match catch_unwind(AssertUnwindSafe(|| Sim::run_ops(profile, ops))) {
         Ok(Ok(stats)) => Ok(stats),
         Ok(Err(v)) => Err(v.to_string()),
         Err(panic) => Err(format!(
@@ -44,7 +44,7 @@ fn outcome(profile: Profile, mode: SendFailureMode, ops: &[Op]) -> Result<Stats,
 
 /// The shortest op list found that still fails: the prefix up to the failing step (the run is
 /// deterministic, so no shorter prefix fails), then ops dropped one at a time while it still fails.
-fn shrink(profile: Profile, mode: SendFailureMode, ops: &[Op], failing_step: usize) -> Vec<Op> {
+fn shrink(profile: Profile, ops: &[Op], failing_step: usize) -> Vec<Op> {
     let mut ops: Vec<Op> = ops[..failing_step.min(ops.len())].to_vec();
     let mut budget = 4_000usize;
     let mut i = ops.len();
@@ -56,7 +56,7 @@ fn shrink(profile: Profile, mode: SendFailureMode, ops: &[Op], failing_step: usi
         let mut fewer = ops.clone();
         fewer.remove(i);
         budget -= 1;
-        if outcome(profile, mode, &fewer).is_err() {
+        if outcome(profile, &fewer).is_err() {
             ops = fewer;
         }
     }
@@ -68,28 +68,17 @@ fn failing_step(msg: &str) -> Option<usize> {
 }
 
 /// Runs one seed; on failure returns the report with a minimal replay.
-/// Even seeds report send failures the way `io::Shell` does (reentrantly), odd seeds after the
-/// batch.
-fn mode_of(seed: u64) -> SendFailureMode {
-    if seed.is_multiple_of(2) {
-        SendFailureMode::Reentrant
-    } else {
-        SendFailureMode::Deferred
-    }
-}
-
 fn run_seed(profile: Profile, seed: u64, steps: usize) -> Result<Stats, String> {
     let ops = ops_from_seed(seed, steps);
-    let mode = mode_of(seed);
-    let err = match outcome(profile, mode, &ops) {
+    let err = match outcome(profile, &ops) {
         Ok(stats) => return Ok(stats),
         Err(e) => e,
     };
     let step = failing_step(&err).unwrap_or(ops.len());
-    let minimal = shrink(profile, mode, &ops, step);
-    let replay = outcome(profile, mode, &minimal).err().unwrap_or_default();
+    let minimal = shrink(profile, &ops, step);
+    let replay = outcome(profile, &minimal).err().unwrap_or_default();
     let mut text = format!(
-        "seed {seed} ({profile}, {mode:?}, {steps} steps) failed: {err}\n\
+        "seed {seed} ({profile}, {steps} steps) failed: {err}\n\
          replay: SAPI_SIM_SEED={seed} SAPI_SIM_STEPS={step} cargo test -p sapi-reference --test sim \
          -- --ignored one_seed --nocapture\n\
          minimal replay ({} ops, fails with: {replay}):\nlet ops = vec![\n",
@@ -98,9 +87,7 @@ fn run_seed(profile: Profile, seed: u64, steps: usize) -> Result<Stats, String> 
     for op in &minimal {
         text.push_str(&format!("    Op::{op:?},\n"));
     }
-    text.push_str(&format!(
-        "];\nSim::run_ops(Profile::{profile:?}, SendFailureMode::{mode:?}, &ops)\n"
-    ));
+    text.push_str(&format!("];\nSim::run_ops(Profile::{profile:?}, &ops)\n"));
     Err(text)
 }
 
@@ -123,7 +110,6 @@ fn run_seeds(profile: Profile, first: u64, seeds: u64, steps: usize) -> Vec<Stri
                 total.workers_added += s.workers_added;
                 total.segments_added += s.segments_added;
                 total.crashes += s.crashes;
-                total.posts_to_freed_worker += s.posts_to_freed_worker;
                 total.max_live_apps = total.max_live_apps.max(s.max_live_apps);
                 total.max_live_sockets = total.max_live_sockets.max(s.max_live_sockets);
             }
@@ -203,9 +189,9 @@ fn fuzz_encoding_round_trips() {
             .map(normalise_picks)
             .collect();
         for profile in Profile::ALL {
-            let bytes = sim_harness::encode_ops(profile, SendFailureMode::Deferred, &ops);
-            let (p, m, back) = sim_harness::ops_from_bytes(&bytes);
-            assert_eq!((p, m), (profile, SendFailureMode::Deferred));
+            let bytes = sim_harness::encode_ops(profile, &ops);
+            let (p, back) = sim_harness::ops_from_bytes(&bytes);
+            assert_eq!(p, profile);
             assert_eq!(back, ops, "seed {seed}");
         }
     }
@@ -298,7 +284,7 @@ fn write_core_sequence_seeds() {
             .map(normalise_picks)
             .collect();
         let profile = Profile::ALL[seed as usize % 2];
-        let bytes = sim_harness::encode_ops(profile, mode_of(seed / 2), &ops);
+        let bytes = sim_harness::encode_ops(profile, &ops);
         std::fs::write(dir.join(format!("sim-seed-{seed:02}.bin")), bytes).expect("write");
     }
 }

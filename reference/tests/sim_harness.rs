@@ -8,7 +8,8 @@
 //!   live state when they run, so any op list is meaningful and a prefix or subsequence of a
 //!   failing list still runs — that is what makes shrinking work.
 //! * [`Sim`]: a fake IO shell over the real sans-IO [`Server`]. It performs the core's actions the
-//!   way the real shell does (in order, feeding the answers to resource requests back at once), keeps
+//!   way the real shell does (in order, feeding the answers to resource requests back at once,
+//!   reporting a failed send after the batch), keeps
 //!   its own tables of sockets, listeners, segments, workers' mqs and eventfds, and after every
 //!   op checks the invariants (see [`Sim::check`]).
 //! * two input decoders that never fail: [`ops_from_bytes`] (the fuzzer's structured reading of
@@ -83,7 +84,7 @@ pub enum Inject {
     Segment(ResourceError),
     /// The next listener bind fails.
     Listen,
-    /// The next `sendmsg` fails (the shell reports [`Input::SendFailed`] at once).
+    /// The next `sendmsg` fails (the shell reports [`Input::SendFailed`] after the batch).
     Send,
 }
 
@@ -161,16 +162,6 @@ const SEGMENT_OVERHEAD: u64 = 12 * 1024;
 /// Upper bound on live client sockets in a run, so hundreds of apps stay cheap to check.
 pub const MAX_LIVE_SOCKETS: usize = 400;
 
-/// How the shell reports a failed `sendmsg` to the core.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SendFailureMode {
-    /// At once, from inside the action that failed, before the rest of the batch (what
-    /// `io::Shell` does today).
-    Reentrant,
-    /// After every action of the current input has been performed.
-    Deferred,
-}
-
 /// The fake shell and the core it drives.
 pub struct Sim {
     pub core: Server,
@@ -206,12 +197,11 @@ pub struct Sim {
     target: Option<Target>,
     /// The socket accepted last.
     newest: Option<SocketId>,
-    /// How a failed send is reported to the core.
-    mode: SendFailureMode,
-    /// SendFailed inputs waiting for the current input's actions to finish (deferred mode).
+    /// SendFailed inputs waiting for the current input's actions to be performed (as
+    /// `io::Shell` does: a failure is reported after the batch, never from inside it).
     deferred_send_failures: Vec<SocketId>,
-    /// Workers freed while the current op handled a send failure (reentrant mode).
-    freed_by_send_failure: BTreeSet<WorkerKey>,
+    /// How deep `feed` is nested (answers to resource requests are fed from inside a batch).
+    depth: usize,
     /// Run the full check after every this many ops (1 = every op).
     full_check_every: usize,
     /// The last snapshot, taken by `check`.
@@ -229,14 +219,13 @@ pub struct Stats {
     pub workers_added: usize,
     pub segments_added: usize,
     pub crashes: usize,
-    pub posts_to_freed_worker: usize,
     pub max_live_apps: usize,
     pub max_live_sockets: usize,
 }
 
 impl Sim {
     /// A server for `profile` with its `default` namespace listening.
-    pub fn new(profile: Profile, mode: SendFailureMode) -> Self {
+    pub fn new(profile: Profile) -> Self {
         let core = Server::new(Config {
             profile,
             vpp_workers: 0,
@@ -267,9 +256,8 @@ impl Sim {
             send_failed_now: false,
             target: None,
             newest: None,
-            mode,
             deferred_send_failures: Vec::new(),
-            freed_by_send_failure: BTreeSet::new(),
+            depth: 0,
             full_check_every: 1,
             snap: Default::default(),
             violations: Vec::new(),
@@ -289,8 +277,14 @@ impl Sim {
 
     fn feed(&mut self, input: Input<'_>) {
         let actions = self.core.handle(input);
+        self.depth += 1;
         for a in actions {
             self.perform(a);
+        }
+        self.depth -= 1;
+        while self.depth == 0 && !self.deferred_send_failures.is_empty() {
+            let sock = self.deferred_send_failures.remove(0);
+            self.feed(Input::SendFailed { sock });
         }
     }
 
@@ -397,11 +391,7 @@ impl Sim {
                 });
             }
             Action::PostCtrlEvent { worker, event } => {
-                if self.freed_by_send_failure.contains(&worker) {
-                    // Reentrant mode: the core queued this event before the send before it failed
-                    // and the nested SendFailed freed the worker; the shell drops it (finding F1).
-                    self.stats.posts_to_freed_worker += 1;
-                } else if !self.workers.contains(&worker) {
+                if !self.workers.contains(&worker) {
                     self.violation(format!(
                         "PostCtrlEvent to {worker}, whose mq is gone: {event:?}"
                     ));
@@ -420,9 +410,6 @@ impl Sim {
                 }
             }
             Action::FreeWorker(key) => {
-                if self.send_failed_now && self.mode == SendFailureMode::Reentrant {
-                    self.freed_by_send_failure.insert(key);
-                }
                 self.eventfds.remove(&key);
                 if !self.workers.remove(&key) && !self.failed_workers.remove(&key) {
                     self.violation(format!(
@@ -536,10 +523,7 @@ impl Sim {
         self.sends.push((sock, msg, fds));
         if self.take_injection(|i| *i == Inject::Send).is_some() {
             self.send_failed_now = true;
-            match self.mode {
-                SendFailureMode::Reentrant => self.feed(Input::SendFailed { sock }),
-                SendFailureMode::Deferred => self.deferred_send_failures.push(sock),
-            }
+            self.deferred_send_failures.push(sock);
         }
     }
 
@@ -637,12 +621,7 @@ impl Sim {
         self.stats.ops += 1;
         self.sends.clear();
         self.send_failed_now = false;
-        self.freed_by_send_failure.clear();
         self.run(op);
-        while !self.deferred_send_failures.is_empty() {
-            let sock = self.deferred_send_failures.remove(0);
-            self.feed(Input::SendFailed { sock });
-        }
         self.check_op(op);
         if self.step.is_multiple_of(self.full_check_every) {
             self.check();
@@ -1136,12 +1115,8 @@ impl Sim {
 
     /// Runs `ops` from a fresh server with every invariant checked after every op; the first
     /// violation (or panic, which propagates) stops it.
-    pub fn run_ops(
-        profile: Profile,
-        mode: SendFailureMode,
-        ops: &[Op],
-    ) -> Result<Stats, Violation> {
-        Self::run_ops_checking(profile, mode, ops, 1)
+    pub fn run_ops(profile: Profile, ops: &[Op]) -> Result<Stats, Violation> {
+        Self::run_ops_checking(profile, ops, 1)
     }
 
     /// Like [`Sim::run_ops`], but the full (snapshot) check runs after every `every`-th op and
@@ -1149,11 +1124,10 @@ impl Sim {
     /// resolve against the last full check's snapshot.
     pub fn run_ops_checking(
         profile: Profile,
-        mode: SendFailureMode,
         ops: &[Op],
         every: usize,
     ) -> Result<Stats, Violation> {
-        let mut sim = Sim::new(profile, mode);
+        let mut sim = Sim::new(profile);
         sim.full_check_every = every.max(1);
         sim.check();
         if !sim.violations.is_empty() {
@@ -1747,11 +1721,9 @@ fn resource_error_byte(e: ResourceError) -> u8 {
     RESOURCE_ERRORS.iter().position(|x| *x == e).unwrap_or(0) as u8
 }
 
-/// A fuzz input running `ops` in `profile` and `mode`.
-pub fn encode_ops(profile: Profile, mode: SendFailureMode, ops: &[Op]) -> Vec<u8> {
-    let mut out = vec![
-        u8::from(profile == Profile::Seed) | (u8::from(mode == SendFailureMode::Deferred) << 1),
-    ];
+/// A fuzz input running `ops` in `profile`.
+pub fn encode_ops(profile: Profile, ops: &[Op]) -> Vec<u8> {
+    let mut out = vec![u8::from(profile == Profile::Seed)];
     for op in ops {
         encode_op(op, &mut out);
     }
@@ -1761,26 +1733,19 @@ pub fn encode_ops(profile: Profile, mode: SendFailureMode, ops: &[Op]) -> Vec<u8
 /// Most ops one fuzz input runs (keeps every exec short).
 pub const MAX_FUZZ_OPS: usize = 128;
 
-/// The fuzzer's reading of `data`: byte 0 picks the profile (bit 0) and how send failures are
-/// reported (bit 1), the rest is a list of ops.
-pub fn ops_from_bytes(data: &[u8]) -> (Profile, SendFailureMode, Vec<Op>) {
+/// The fuzzer's reading of `data`: byte 0 picks the profile (bit 0), the rest is a list of ops.
+pub fn ops_from_bytes(data: &[u8]) -> (Profile, Vec<Op>) {
     let mut r = Reader::new(data);
-    let head = r.u8();
-    let profile = if head & 1 == 0 {
+    let profile = if r.u8() & 1 == 0 {
         Profile::Head
     } else {
         Profile::Seed
-    };
-    let mode = if head & 2 == 0 {
-        SendFailureMode::Reentrant
-    } else {
-        SendFailureMode::Deferred
     };
     let mut ops = Vec::new();
     while !r.is_empty() && ops.len() < MAX_FUZZ_OPS {
         ops.push(r.op());
     }
-    (profile, mode, ops)
+    (profile, ops)
 }
 
 /// How often the fuzzer runs the full snapshot check (the count-based and per-action checks run
@@ -1795,9 +1760,9 @@ pub fn check_core_sequence(data: &[u8]) {
 
 /// [`check_core_sequence`] with the full check every `every` ops (the fuzz target's setting).
 pub fn check_core_sequence_every(data: &[u8], every: usize) {
-    let (profile, mode, ops) = ops_from_bytes(data);
-    if let Err(v) = Sim::run_ops_checking(profile, mode, &ops, every) {
-        panic!("{profile} {mode:?}: core invariant broken at {v}\nops: {ops:#?}");
+    let (profile, ops) = ops_from_bytes(data);
+    if let Err(v) = Sim::run_ops_checking(profile, &ops, every) {
+        panic!("{profile}: core invariant broken at {v}\nops: {ops:#?}");
     }
 }
 
