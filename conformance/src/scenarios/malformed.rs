@@ -113,6 +113,13 @@ pub fn scenarios() -> Vec<Scenario> {
             |x, c| bad_type(x, c, 99)
         ),
         sc!(
+            "malformed.seed.type_6_certkey",
+            "sapi-protocol §2.1, §12 (types 6/7 since 2021-08-11)",
+            "seed: an ADD_DEL_CERT_KEY is an unknown type there: no reply, socket usable",
+            false,
+            seed_certkey_unknown
+        ),
+        sc!(
             "malformed.attach_pipelined_twice",
             "sapi-protocol §9; vpp-observed ATTACH",
             "two ATTACHes sent back to back: success with fds, then APP_ATTACHED",
@@ -216,6 +223,16 @@ fn long_attach(ctx: &Ctx, c: &mut Check, len: usize) -> Result<(), ScenarioError
         }
         Err(e) => c.fail(format!("{e}: {}", wire::dump(&m.bytes))),
     }
+    fresh_attach(ctx, c)
+}
+
+fn seed_certkey_unknown(ctx: &Ctx, c: &mut Check) -> Result<(), ScenarioError> {
+    if ctx.profile == wire::Profile::Head {
+        return super::skip("HEAD answers cert-key messages (see certkey.*)");
+    }
+    let conn = ctx.connect()?;
+    conn.send(&wire::encode_cert_key(1, 0xdead_beef, 0, 0, false))?;
+    barrier_attach(ctx, c, &conn, "an ADD_DEL_CERT_KEY delete (type 6)")?;
     fresh_attach(ctx, c)
 }
 
