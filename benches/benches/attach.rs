@@ -1,5 +1,5 @@
-//! Attach and fd delivery against the reference server (in this process, on its own thread,
-//! serving real sockets), beside a bare `SOCK_SEQPACKET` round trip carrying 3 fds.
+//! Attach and fd delivery against the reference server (in a process of its own, serving
+//! real sockets), beside a bare `SOCK_SEQPACKET` round trip carrying 3 fds.
 //!
 //! Group `attach`:
 //! * `seqpacket_3fd/rtt` — the anchor: 209 bytes out, 209 bytes and 3 fds (two memfds, an
@@ -150,7 +150,7 @@ fn segment_add_latency(
 }
 
 fn attach_benches(c: &mut Criterion) {
-    let server = BenchServer::start("attach");
+    let server = BenchServer::start(Path::new(env!("CARGO_BIN_EXE_sapi-bench-peer")), "attach");
     let path = server.socket_path();
     let mut g = c.benchmark_group(GROUP);
     g.throughput(Throughput::Elements(1));

@@ -42,19 +42,19 @@ fn mq_rtt<S: mq::Signal + Send>(
                 if buf[0] == STOP {
                     return;
                 }
-                tx2.try_send(&buf[..18]).expect("pong");
+                tx2.send(&buf[..18], None).expect("pong");
             }
         });
         let mut msg = [1u8; 18];
         let mut buf = [0u8; 256];
         let start = Instant::now();
         for _ in 0..iters {
-            tx1.try_send(&msg).expect("ping");
+            tx1.send(&msg, None).expect("ping");
             rx2.recv(&mut buf, None).expect("pong");
         }
         let t = start.elapsed();
         msg[0] = STOP;
-        tx1.try_send(&msg).expect("stop");
+        tx1.send(&msg, None).expect("stop");
         t
     })
 }

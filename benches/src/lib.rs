@@ -6,7 +6,7 @@
 //!   the bytes they are copied to or from.
 //! * [`sys`] — eventfds, pipes, socket pairs, `SCM_RIGHTS` send/receive, the fd limit.
 //! * [`fifo_rig`] — a fifo in a memfd segment, and where its next write or read lands.
-//! * [`server`] — the reference server on a thread of the bench process, and its clients.
+//! * [`server`] — the reference server in a process of its own, and its clients.
 //! * [`stats`] — per-operation latencies (median, p99) written beside criterion's estimates.
 //! * [`workloads`] — the deterministic workloads of the instruction-count gate.
 //!

@@ -1,15 +1,15 @@
-//! The reference server on a thread of the bench process, and the client side of attach,
+//! The reference server in a process of its own, and the client side of attach,
 //! worker add and segment add — real sockets, real `SCM_RIGHTS`, real mappings.
 
+use std::io::{BufRead, BufReader};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::thread::JoinHandle;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use nix::sys::socket::{SockFlag, SockType, UnixAddr, connect, socket};
 use sapi_reference::core::AdminCommand;
 use sapi_reference::io::admin::{AdminIoError, AdminRequest, request};
-use sapi_reference::io::{ServeConfig, serve};
 use sapi_reference::shm::event::{AppAddSegment, SessionEventType};
 use sapi_reference::shm::mq::{EventFdSignal, MqConsumer};
 use sapi_reference::shm::segment::Segment;
@@ -20,49 +20,34 @@ use sapi_reference::wire::{
 
 use crate::sys;
 
-/// A running reference server; stopped and cleaned up on drop.
+/// A running reference server in a process of its own (`sapi-bench-peer serve`); killed and
+/// cleaned up on drop.
 #[derive(Debug)]
 pub struct BenchServer {
     dir: PathBuf,
-    stop: OwnedFd,
-    thread: Option<JoinHandle<()>>,
+    child: Child,
 }
 
 impl BenchServer {
-    /// Starts a server in a fresh runtime directory and waits until it listens.
-    pub fn start(tag: &str) -> Self {
+    /// Starts `peer_exe serve <fresh dir>` and waits until it listens.
+    pub fn start(peer_exe: &Path, tag: &str) -> Self {
         sys::raise_nofile();
         let dir = std::env::temp_dir().join(format!("sapi-bench-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("runtime dir");
-        let stop = sys::eventfd(false);
-        let stop_for_server = stop.try_clone().expect("dup");
-        let cfg = ServeConfig {
-            runtime_dir: dir.clone(),
-            namespaces: vec![],
-            vpp_workers: 0,
-            profile: Profile::Head,
-            faults: Default::default(),
-            access: Default::default(),
-            enforce_ns_secret: false,
-        };
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("sapi-reference".into())
-            .spawn(move || {
-                serve(cfg, Some(stop_for_server), |_| {
-                    let _ = tx.send(());
-                })
-                .expect("serve");
-            })
-            .expect("spawn server");
-        rx.recv_timeout(Duration::from_secs(10))
-            .expect("server ready");
-        Self {
-            dir,
-            stop,
-            thread: Some(thread),
-        }
+        let mut child = Command::new(peer_exe)
+            .arg("serve")
+            .arg(&dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn the server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("server output");
+        assert_eq!(line.trim(), "READY", "server started");
+        Self { dir, child }
     }
 
     /// The default namespace's socket.
@@ -111,10 +96,8 @@ impl BenchServer {
 
 impl Drop for BenchServer {
     fn drop(&mut self) {
-        sys::eventfd_post(self.stop.as_fd(), 1);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

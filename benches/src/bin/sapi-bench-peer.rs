@@ -9,6 +9,10 @@
 //!   bytes; answer `[total]`.
 //!
 //! Exits at EOF on the socket.
+//!
+//! `sapi-bench-peer serve DIR` instead runs the reference server in `DIR` (prints `READY`
+//! once it listens) until killed: the attach benches' server, in a process of its own as in
+//! production, so its unmaps do not shoot down the client's TLB and vice versa.
 
 use std::os::fd::{AsFd, BorrowedFd, RawFd};
 
@@ -16,7 +20,32 @@ use sapi_benches::buf::PageBuf;
 use sapi_benches::{fifo_rig, sys};
 use sapi_reference::shm::segment::Segment;
 
+fn serve(dir: &str) {
+    use std::io::Write;
+    let cfg = sapi_reference::io::ServeConfig {
+        runtime_dir: dir.into(),
+        namespaces: vec![],
+        vpp_workers: 0,
+        profile: sapi_reference::wire::Profile::Head,
+        faults: Default::default(),
+        access: Default::default(),
+        enforce_ns_secret: false,
+    };
+    sys::raise_nofile();
+    sapi_reference::io::serve(cfg, None, |_| {
+        println!("READY");
+        let _ = std::io::stdout().flush();
+    })
+    .expect("serve");
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, cmd, dir] = args.as_slice()
+        && cmd == "serve"
+    {
+        return serve(dir);
+    }
     let fd: RawFd = std::env::var("SAPI_BENCH_PEER_FD")
         .ok()
         .and_then(|v| v.parse().ok())
