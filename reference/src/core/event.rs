@@ -5,6 +5,12 @@
 //! is an [`Action`]; anything the kernel tells the shell is an [`Input`]. Resources are acquired
 //! in two phases (an action asking for them, an input reporting the outcome) so that a failed
 //! memfd or bind is just another deterministic input in a simulation.
+//!
+//! The contract: the shell performs a batch's actions in order and answers each resource
+//! request (`Listen`, `CreateWorkerResources`, `CreateSegment`) before feeding any other input,
+//! as VPP's main thread does its work under the barrier. The core relies on it: a worker whose
+//! resources are being created is not yet bound to its socket. Send failures are reported after
+//! the batch ([`Input::SendFailed`]), so no action of a batch meets a worker its own batch freed.
 
 use std::time::Duration;
 
