@@ -1,6 +1,7 @@
 //! Wake-up round trip between two threads that sleep when idle: a message through one mq and
 //! the answer through another, each consumer blocked in `recv` — beside a raw eventfd
-//! ping-pong (blocking `read`, `write`) between the same two threads.
+//! ping-pong (blocking `read`, `write`) between the same two threads. Both ends are pinned,
+//! one to CPU 0 and one to CPU 1, for subject and anchor alike (see `sys::pin_to`).
 
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
@@ -36,6 +37,7 @@ fn mq_rtt<S: mq::Signal + Send>(
     let mut rx2 = MqConsumer::attach(seg, pong, sig(pong)).expect("rx2");
     std::thread::scope(|s| {
         s.spawn(move || {
+            sys::pin_to(1);
             let mut buf = [0u8; 256];
             loop {
                 rx1.recv(&mut buf, None).expect("ping");
@@ -47,12 +49,14 @@ fn mq_rtt<S: mq::Signal + Send>(
         });
         let mut msg = [1u8; 18];
         let mut buf = [0u8; 256];
+        sys::pin_to(0);
         let start = Instant::now();
         for _ in 0..iters {
             tx1.send(&msg, None).expect("ping");
             rx2.recv(&mut buf, None).expect("pong");
         }
         let t = start.elapsed();
+        sys::unpin();
         msg[0] = STOP;
         tx1.send(&msg, None).expect("stop");
         t
@@ -63,6 +67,7 @@ fn raw_eventfd_rtt(iters: u64) -> Duration {
     let (a, b) = (sys::eventfd(false), sys::eventfd(false));
     std::thread::scope(|s| {
         s.spawn(|| {
+            sys::pin_to(1);
             loop {
                 if sys::eventfd_take(a.as_fd()) == 2 {
                     return;
@@ -70,12 +75,14 @@ fn raw_eventfd_rtt(iters: u64) -> Duration {
                 sys::eventfd_post(b.as_fd(), 1);
             }
         });
+        sys::pin_to(0);
         let start = Instant::now();
         for _ in 0..iters {
             sys::eventfd_post(a.as_fd(), 1);
             sys::eventfd_take(b.as_fd());
         }
         let t = start.elapsed();
+        sys::unpin();
         sys::eventfd_post(a.as_fd(), 2);
         t
     })

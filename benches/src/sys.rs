@@ -155,3 +155,30 @@ pub fn raise_nofile() {
         let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
     }
 }
+
+/// Pins the calling thread to CPU `cpu` (modulo the CPUs online). The wake-up benches pin
+/// both ends, subject and anchor alike: whether the scheduler puts two ping-ponging threads
+/// on one CPU or two changes a wake-up from a context switch to an inter-processor interrupt
+/// (tens of µs on a VM) and would otherwise decide the ratio by chance.
+pub fn pin_to(cpu: usize) {
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET stays inside it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu % n, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// Lets the calling thread run on every CPU again.
+pub fn unpin() {
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // SAFETY: as in `pin_to`.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for c in 0..n {
+            libc::CPU_SET(c, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}

@@ -270,7 +270,7 @@ fn main() {
     for th in ["1", "2"] {
         let id = format!("attach/attach_rate/{th}_threads");
         t.row(
-            &format!("attach+detach cycles/s, {th} client thread(s) × anchor median"),
+            &format!("attach+detach cycles/s, {th} client thread(s) ÷ anchor round trips/s"),
             mean(d, &id).and_then(|m| Some(anchor? / m)),
             Target::None,
             &mean(d, &id).map_or("-".into(), |m| format!("{:.0} attaches/s", 1e9 / m)),
