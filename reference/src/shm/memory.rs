@@ -155,6 +155,7 @@ impl RawRegion {
         Ok(unsafe { self.base.as_ptr().add(off as usize) })
     }
 
+    #[inline]
     fn aligned(&self, off: u64, size: u64) -> Result<*mut u8, Fault> {
         self.check(off, size)?;
         if !off.is_multiple_of(size) {
@@ -173,10 +174,12 @@ impl Memory for RawRegion {
     type A32 = std::sync::atomic::AtomicU32;
     type A64 = std::sync::atomic::AtomicU64;
 
+    #[inline]
     fn len(&self) -> u64 {
         self.len
     }
 
+    #[inline]
     fn atomic_u32(&self, off: u64) -> Result<&Self::A32, Fault> {
         let p = self.aligned(off, 4)?;
         // SAFETY: in bounds, 4-aligned (base is 8-aligned), mapped for the region's life;
@@ -184,12 +187,14 @@ impl Memory for RawRegion {
         Ok(unsafe { std::sync::atomic::AtomicU32::from_ptr(p.cast()) })
     }
 
+    #[inline]
     fn atomic_u64(&self, off: u64) -> Result<&Self::A64, Fault> {
         let p = self.aligned(off, 8)?;
         // SAFETY: as for `atomic_u32`, with 8-byte alignment.
         Ok(unsafe { std::sync::atomic::AtomicU64::from_ptr(p.cast()) })
     }
 
+    #[inline]
     fn read(&self, off: u64, dst: &mut [u8]) -> Result<(), Fault> {
         self.check(off, dst.len() as u64)?;
         // SAFETY: in bounds; dst is a distinct Rust buffer so they cannot overlap.
@@ -203,6 +208,7 @@ impl Memory for RawRegion {
         Ok(())
     }
 
+    #[inline]
     fn write(&self, off: u64, src: &[u8]) -> Result<(), Fault> {
         self.check(off, src.len() as u64)?;
         // SAFETY: in bounds; src is a distinct Rust buffer so they cannot overlap.

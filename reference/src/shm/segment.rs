@@ -513,18 +513,23 @@ impl Segment {
 impl Memory for Segment {
     type A32 = std::sync::atomic::AtomicU32;
     type A64 = std::sync::atomic::AtomicU64;
+    #[inline]
     fn len(&self) -> u64 {
         self.region.len()
     }
+    #[inline]
     fn atomic_u32(&self, off: u64) -> Result<&Self::A32, Fault> {
         self.region.atomic_u32(off)
     }
+    #[inline]
     fn atomic_u64(&self, off: u64) -> Result<&Self::A64, Fault> {
         self.region.atomic_u64(off)
     }
+    #[inline]
     fn read(&self, off: u64, dst: &mut [u8]) -> Result<(), Fault> {
         self.region.read(off, dst)
     }
+    #[inline]
     fn write(&self, off: u64, src: &[u8]) -> Result<(), Fault> {
         self.region.write(off, src)
     }
