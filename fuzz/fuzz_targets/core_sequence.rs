@@ -1,5 +1,6 @@
-//! The sans-IO core driven by an arbitrary sequence of connects, structured requests, raw
-//! datagrams, crashes, send/resource/listen failures and admin commands (see
+//! The sans-IO core driven by an arbitrary program (`sim_harness::Program`, read with
+//! `arbitrary`): connects, structured requests, typed `Arbitrary` messages of any type and
+//! direction, raw datagrams, crashes, send/resource/listen failures and admin commands (see
 //! `reference/tests/sim_harness.rs`): the per-action and count-based invariants after every op,
 //! the full snapshot invariants every few ops and at the end.
 #![no_main]
@@ -7,6 +8,6 @@
 #[path = "../../reference/tests/sim_harness.rs"]
 mod sim_harness;
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    sim_harness::check_core_sequence_every(data, sim_harness::FUZZ_FULL_CHECK_EVERY)
+libfuzzer_sys::fuzz_target!(|program: sim_harness::Program| {
+    sim_harness::check_program(program, sim_harness::FUZZ_FULL_CHECK_EVERY)
 });

@@ -14,6 +14,7 @@ use super::{AppName, AttachOptions, Direction, FdFlags, MSG_LEN, MsgType, Option
 
 /// ATTACH (type 1): an application asks to attach (spec §3.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Attach {
     /// Application name (at most 63 bytes used).
     pub name: AppName,
@@ -23,6 +24,7 @@ pub struct Attach {
 
 /// ATTACH_REPLY (type 2): result of ATTACH; on success fds travel with it (spec §3.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct AttachReply {
     /// 0 or a negative error number of the profile.
     pub retval: i32,
@@ -46,6 +48,7 @@ pub struct AttachReply {
 
 /// ADD_DEL_WORKER (type 3): add a worker to an app, or delete one (spec §3.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct AddDelWorker {
     /// Application index from ATTACH_REPLY.
     pub app_index: u32,
@@ -57,6 +60,7 @@ pub struct AddDelWorker {
 
 /// ADD_DEL_WORKER_REPLY (type 4): result of a worker add (spec §3.4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct AddDelWorkerReply {
     /// 0 or a negative error number of the profile.
     pub retval: i32,
@@ -80,6 +84,7 @@ pub struct AddDelWorkerReply {
 /// ADD_DEL_CERT_KEY (type 6, Head only): add a cert-key pair (followed by a data datagram of
 /// `certkey_len` bytes) or delete one (spec §3.6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct AddDelCertKey {
     /// Opaque, echoed in the reply.
     pub context: u32,
@@ -95,6 +100,7 @@ pub struct AddDelCertKey {
 
 /// ADD_DEL_CERT_KEY_REPLY (type 7, Head only): result of ADD_DEL_CERT_KEY (spec §3.7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct AddDelCertKeyReply {
     /// Echo of the request's context.
     pub context: u32,
@@ -106,6 +112,7 @@ pub struct AddDelCertKeyReply {
 
 /// One SAPI control message of any type except NONE.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum Message {
     /// Type 1.
     Attach(Attach),

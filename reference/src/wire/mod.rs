@@ -27,6 +27,8 @@
 //! All integers are little-endian and the layouts are packed (spec conventions); this matches the
 //! x86_64/aarch64 machines VPP runs on.
 
+#[cfg(feature = "arbitrary")]
+mod arbitrary;
 mod dump;
 mod errno;
 mod flags;

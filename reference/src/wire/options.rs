@@ -115,6 +115,7 @@ impl OptionIndex {
 /// The 18 raw option slots of an ATTACH, with typed accessors. `Default` is all zero
 /// ("use VPP defaults" for every slot).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct AttachOptions(pub [u64; OptionIndex::COUNT]);
 
 macro_rules! option_getters {
