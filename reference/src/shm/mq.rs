@@ -453,7 +453,7 @@ impl<S: Signal> Signal for &S {
 /// Why edges and not VPP's `read` loop: a waiter that consumes the counter can absorb a wake-up
 /// meant for the other side (a producer waiting for room and a consumer waiting for data share
 /// one eventfd), so token-reading waits need a periodic re-check to recover, and a timed `poll`
-/// + `read` costs two system calls per wake-up plus a timer (measured: 6.5 µs round trip with a
+/// then `read` costs two system calls per wake-up plus a timer (measured: 6.5 µs round trip with a
 /// 1 ms re-check against 1.7 µs for a blocking `read` ping-pong). With `EPOLLET` every post
 /// wakes every side's instance once, nothing is consumed, so nothing can be stolen, and a
 /// wake-up is one `epoll_wait` (1.85 µs round trip). The counter only grows; a post that finds
