@@ -6,7 +6,10 @@
 //! The producer retries a full queue with the shared spin-then-yield wait. The consumer:
 //! * `spin` — polls (`try_recv` / `pop`) with the same wait: the anchors' only mode;
 //! * `block` — the mq's `recv`, sleeping on its signal (eventfd, or the shared
-//!   mutex/condvar) when empty: what an application does.
+//!   mutex/condvar) when empty: what an application does;
+//! * `batch64` — `try_send_batch` / `try_recv_batch` of up to 64 messages (one counter update
+//!   and at most one signal per batch; VPP's consumers dequeue in batches too), beside `rtrb`
+//!   moving the same items in chunks of up to 64.
 
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
@@ -20,6 +23,8 @@ use sapi_reference::shm::mq::{
 use sapi_reference::shm::segment::{Segment, SegmentLayout, app_segment_ssvm_size};
 
 const DEPTH: u32 = 256;
+/// Most messages one batched call moves.
+const BATCH: usize = 64;
 
 fn segment() -> Segment {
     Segment::create(
@@ -77,6 +82,95 @@ fn run_mq<S: Signal + Send>(
                     Err(e) => panic!("send: {e}"),
                 }
             }
+            wait.reset();
+        }
+        consumer.join().expect("consumer") - start
+    })
+}
+
+/// Batches of up to [`BATCH`] both ways: `try_send_batch` and `try_recv_batch`.
+fn run_mq_batch<S: Signal + Send, const N: usize>(
+    seg: &Segment,
+    off: u64,
+    tx_signal: S,
+    rx_signal: S,
+    iters: u64,
+) -> Duration {
+    let body = [0x5au8; N];
+    let msgs = [&body[..]; BATCH];
+    let mut tx = MqProducer::attach(seg, off, tx_signal).expect("tx");
+    let mut rx = MqConsumer::attach(seg, off, rx_signal).expect("rx");
+    std::thread::scope(|s| {
+        let consumer = s.spawn(move || {
+            let mut out = [[0u8; N]; BATCH];
+            let mut wait = Backoff::default();
+            let mut got = 0;
+            while got < iters {
+                match rx.try_recv_batch(&mut out) {
+                    Ok(n) => {
+                        got += n as u64;
+                        wait.reset();
+                    }
+                    Err(MqError::Empty) => wait.snooze(),
+                    Err(e) => panic!("recv: {e}"),
+                }
+            }
+            std::hint::black_box(out);
+            Instant::now()
+        });
+        let start = Instant::now();
+        let mut wait = Backoff::default();
+        let mut sent = 0;
+        while sent < iters {
+            let want = (iters - sent).min(BATCH as u64) as usize;
+            match tx.try_send_batch(&msgs[..want]) {
+                Ok(n) => {
+                    sent += n as u64;
+                    wait.reset();
+                }
+                Err(MqError::Full | MqError::Busy) => wait.snooze(),
+                Err(e) => panic!("send: {e}"),
+            }
+        }
+        consumer.join().expect("consumer") - start
+    })
+}
+
+/// `rtrb` moving the same items in chunks of up to [`BATCH`] (`write_chunk_uninit`,
+/// `read_chunk`): the batched anchor.
+fn run_rtrb_chunks<const N: usize>(iters: u64) -> Duration {
+    let (mut tx, mut rx) = rtrb::RingBuffer::<[u8; N]>::new(DEPTH as usize);
+    std::thread::scope(|s| {
+        let consumer = s.spawn(move || {
+            let mut wait = Backoff::default();
+            let mut got = 0;
+            while got < iters {
+                let n = rx.slots().min(BATCH);
+                if n == 0 {
+                    wait.snooze();
+                    continue;
+                }
+                let chunk = rx.read_chunk(n).expect("slots were counted");
+                for item in chunk {
+                    std::hint::black_box(item);
+                }
+                got += n as u64;
+                wait.reset();
+            }
+            Instant::now()
+        });
+        let start = Instant::now();
+        let mut wait = Backoff::default();
+        let mut sent = 0;
+        while sent < iters {
+            let n = tx.slots().min(BATCH).min((iters - sent) as usize);
+            if n == 0 {
+                wait.snooze();
+                continue;
+            }
+            let chunk = tx.write_chunk_uninit(n).expect("slots were counted");
+            let filled = chunk.fill_from_iter(std::iter::repeat(std::hint::black_box([0x5au8; N])));
+            sent += filled as u64;
             wait.reset();
         }
         consumer.join().expect("consumer") - start
@@ -157,8 +251,9 @@ fn mq_benches(c: &mut Criterion) {
         for (block, mode) in [(false, "spin"), (true, "block")] {
             g.bench_function(BenchmarkId::new("mq_eventfd", mode), |b| {
                 b.iter_custom(|iters| {
-                    let sig = EventFdSignal::new(efd.as_fd());
-                    run_mq(&seg, off, sig, sig, size, block, iters)
+                    let tx = EventFdSignal::new(efd.as_fd());
+                    let rx = EventFdSignal::new(efd.as_fd());
+                    run_mq(&seg, off, tx, rx, size, block, iters)
                 })
             });
             g.bench_function(BenchmarkId::new("mq_mutex", mode), |b| {
@@ -169,19 +264,40 @@ fn mq_benches(c: &mut Criterion) {
                 })
             });
         }
+        let batch = format!("batch{BATCH}");
         if size == 18 {
+            g.bench_function(BenchmarkId::new("mq_eventfd", &batch), |b| {
+                b.iter_custom(|iters| {
+                    let tx = EventFdSignal::new(efd.as_fd());
+                    let rx = EventFdSignal::new(efd.as_fd());
+                    run_mq_batch::<_, 18>(&seg, off, tx, rx, iters)
+                })
+            });
             g.bench_function(BenchmarkId::new("array_queue", "spin"), |b| {
                 b.iter_custom(run_array_queue::<18>)
             });
             g.bench_function(BenchmarkId::new("rtrb", "spin"), |b| {
                 b.iter_custom(run_rtrb::<18>)
             });
+            g.bench_function(BenchmarkId::new("rtrb", &batch), |b| {
+                b.iter_custom(run_rtrb_chunks::<18>)
+            });
         } else {
+            g.bench_function(BenchmarkId::new("mq_eventfd", &batch), |b| {
+                b.iter_custom(|iters| {
+                    let tx = EventFdSignal::new(efd.as_fd());
+                    let rx = EventFdSignal::new(efd.as_fd());
+                    run_mq_batch::<_, 256>(&seg, off, tx, rx, iters)
+                })
+            });
             g.bench_function(BenchmarkId::new("array_queue", "spin"), |b| {
                 b.iter_custom(run_array_queue::<256>)
             });
             g.bench_function(BenchmarkId::new("rtrb", "spin"), |b| {
                 b.iter_custom(run_rtrb::<256>)
+            });
+            g.bench_function(BenchmarkId::new("rtrb", &batch), |b| {
+                b.iter_custom(run_rtrb_chunks::<256>)
             });
         }
         g.finish();

@@ -373,3 +373,111 @@ fn odd_queue_lengths_that_misalign_ring_1_are_refused() {
         Err(MqError::MisalignedRing { ring: 1, .. })
     ));
 }
+
+/// Batches are the single-message protocol with fewer counter updates: a batch sent is read
+/// back one by one in order, single sends are read back in batches, both across the ring and
+/// queue wrap, and a batch stops at the room left.
+#[test]
+fn batches_interleave_with_single_messages_across_the_wrap() {
+    let seg = segment();
+    let off = mq::create(&seg, &basic_spec()).expect("create");
+    let efd = eventfd();
+    let mut tx = MqProducer::attach(&seg, off, EventFdSignal::new(efd.as_fd())).expect("tx");
+    let mut rx = MqConsumer::attach(&seg, off, EventFdSignal::new(efd.as_fd())).expect("rx");
+    let mut next_sent = 0u8;
+    let mut next_read = 0u8;
+    for round in 0..40 {
+        // A batch of up to 6 into ring 0 (8 × 8 B) — fewer when the ring or the queue is short.
+        let bodies: Vec<[u8; 8]> = (0..6).map(|i| [next_sent.wrapping_add(i); 8]).collect();
+        let msgs: Vec<&[u8]> = bodies.iter().map(|b| &b[..]).collect();
+        let sent = tx.try_send_batch(&msgs).expect("batch");
+        assert!((1..=6).contains(&sent), "round {round}: sent {sent}");
+        next_sent = next_sent.wrapping_add(sent as u8);
+        // Then one single message.
+        tx.try_send(&[next_sent; 8]).expect("single");
+        next_sent = next_sent.wrapping_add(1);
+        // Read half one by one, the rest in a batch.
+        let queued = rx.len().expect("len");
+        let mut buf = [0u8; 8];
+        for _ in 0..queued / 2 {
+            rx.try_recv(&mut buf).expect("single recv");
+            assert_eq!(buf, [next_read; 8], "round {round}");
+            next_read = next_read.wrapping_add(1);
+        }
+        let mut out = [[0u8; 8]; 16];
+        let got = rx.try_recv_batch(&mut out).expect("batch recv");
+        assert_eq!(got as u32, queued - queued / 2);
+        for body in &out[..got] {
+            assert_eq!(*body, [next_read; 8], "round {round}");
+            next_read = next_read.wrapping_add(1);
+        }
+        assert_eq!(rx.try_recv_batch(&mut out), Err(MqError::Empty));
+    }
+    assert_eq!(next_read, next_sent);
+
+    // Room: ring 0 holds 8; a batch of 10 small messages takes 8, the next one spills to ring 1.
+    let msgs: Vec<&[u8]> = vec![&[7u8; 4][..]; 10];
+    assert_eq!(tx.try_send_batch(&msgs), Ok(8));
+    assert_eq!(tx.try_send_batch(&msgs), Ok(8), "ring 1 takes the next 8");
+    assert_eq!(
+        tx.try_send_batch(&msgs),
+        Err(MqError::Full),
+        "queue of 16 is full"
+    );
+    let mut out = [[0u8; 16]; 32];
+    assert_eq!(rx.try_recv_batch(&mut out), Ok(16));
+    // A message reads back as its whole element (the rest of it is whatever an earlier message
+    // left, as in VPP); past the element size the output is zero-padded.
+    assert!(out[..16].iter().all(|b| b[..4] == [7; 4]));
+    assert!(
+        out[..8].iter().all(|b| b[8..] == [0; 8]),
+        "ring 0 elements are 8 bytes"
+    );
+}
+
+/// Batches carry every message exactly once between threads (checksummed), both counters end
+/// at zero, and a blocked consumer is woken by a batch's single signal.
+#[test]
+fn batches_between_threads_lose_nothing() {
+    let seg = segment();
+    let off = mq::create(&seg, &basic_spec()).expect("create");
+    let efd = eventfd();
+    let mut tx = MqProducer::attach(&seg, off, EventFdSignal::new(efd.as_fd())).expect("tx");
+    let mut rx = MqConsumer::attach(&seg, off, EventFdSignal::new(efd.as_fd())).expect("rx");
+    const TOTAL: u64 = 200_000;
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let mut n = 0u64;
+            while n < TOTAL {
+                let bodies: Vec<[u8; 8]> = (n..(n + 5).min(TOTAL)).map(u64::to_le_bytes).collect();
+                let msgs: Vec<&[u8]> = bodies.iter().map(|b| &b[..]).collect();
+                match tx.try_send_batch(&msgs) {
+                    Ok(k) => n += k as u64,
+                    Err(MqError::Full) => std::thread::yield_now(),
+                    Err(e) => panic!("send: {e}"),
+                }
+            }
+        });
+        let mut expect = 0u64;
+        let mut out = [[0u8; 8]; 7];
+        while expect < TOTAL {
+            let got = match rx.try_recv_batch(&mut out) {
+                Ok(k) => k,
+                Err(MqError::Empty) => {
+                    // Sleeps until the producer's next batch (no timeout: a lost wake-up hangs
+                    // the test, which is the failure it checks for).
+                    let mut one = [0u8; 8];
+                    rx.recv(&mut one, None).expect("recv");
+                    out[0] = one;
+                    1
+                }
+                Err(e) => panic!("recv: {e}"),
+            };
+            for body in &out[..got] {
+                assert_eq!(u64::from_le_bytes(*body), expect);
+                expect += 1;
+            }
+        }
+    });
+    assert_eq!(seg.read_u32(off + 8 + l::CURSIZE).ok(), Some(0));
+}

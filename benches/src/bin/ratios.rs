@@ -206,6 +206,19 @@ fn main() {
                 &mps(&id),
             );
         }
+        let batch = format!("{g}/mq_eventfd/batch64");
+        t.row(
+            &format!("{g} mq eventfd mode, batches of ≤ 64 ÷ ArrayQueue (single push/pop)"),
+            thr(&batch, &anchor),
+            Target::None,
+            &mps(&batch),
+        );
+        t.row(
+            &format!("{g} mq eventfd mode, batches of ≤ 64 ÷ rtrb chunks of ≤ 64"),
+            thr(&batch, &format!("{g}/rtrb/batch64")),
+            Target::None,
+            &format!("rtrb chunks {}", mps(&format!("{g}/rtrb/batch64"))),
+        );
     }
     // Latency ratios: subject time ÷ anchor time.
     let raw = mean(d, "wakeup_rtt/raw_eventfd/pingpong");

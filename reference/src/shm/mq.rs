@@ -1097,6 +1097,75 @@ impl<'m, M: Memory, S: Signal> MqProducer<'m, M, S> {
         self.enqueue_locked(ring, data, &mut guard)
     }
 
+    /// Enqueues as many of `msgs` as fit, in order, without blocking, and returns how many:
+    /// all into the first ring whose elements hold the longest of them and that has room,
+    /// with one release increment of the ring's and of the queue's `cursize` and at most one
+    /// signal for the whole batch — what makes small events cheap when the consumer keeps the
+    /// queue near empty (each single send from empty is a signal, i.e. a system call).
+    /// A consumer sees the batch exactly as it would see the same messages sent one by one in
+    /// quick succession. [`MqError::Full`] if not even one fits.
+    pub fn try_send_batch(&mut self, msgs: &[&[u8]]) -> Result<usize, MqError> {
+        let Some(longest) = msgs.iter().map(|m| m.len()).max() else {
+            return Ok(0);
+        };
+        let Some(mut guard) = self.signal.lock(false)? else {
+            return Err(MqError::Busy);
+        };
+        let mem = self.mem;
+        let q = self.g.q();
+        let queued = mem.atomic_u32(q + l::CURSIZE)?.load(Ordering::Acquire);
+        let queue_room = self.g.queue_len.saturating_sub(queued);
+        let Some(ring) = self.pick_ring(longest)? else {
+            return Err(MqError::Full);
+        };
+        let r = self.g.rings[ring];
+        // Acquire, as in `pick_ring`: the consumer's reads of the elements we reuse are done.
+        let used = mem
+            .atomic_u32(r.hdr + l::RING_CURSIZE)?
+            .load(Ordering::Acquire);
+        let n = (msgs.len() as u64)
+            .min(u64::from(queue_room))
+            .min(u64::from(r.nitems.saturating_sub(used))) as u32;
+        if n == 0 {
+            return Err(MqError::Full);
+        }
+        let elt0 = mem.read_u32(r.hdr + l::RING_TAIL)?;
+        if elt0 >= r.nitems {
+            return Err(self.g.corrupt("ring tail", elt0 as u64));
+        }
+        let tail0 = mem.read_u32(q + l::TAIL)?;
+        if tail0 >= self.g.queue_len {
+            return Err(self.g.corrupt("queue tail", tail0 as u64));
+        }
+        mem.write_u32(r.hdr + l::RING_TAIL, (elt0 + n) % r.nitems)?;
+        mem.atomic_u32(r.hdr + l::RING_CURSIZE)?
+            .fetch_add(n, Ordering::Release);
+        let (mut elt, mut tail) = (elt0, tail0);
+        for data in &msgs[..n as usize] {
+            mem.write(r.data(elt), data)?;
+            let mut h = [0u8; 8];
+            h[..4].copy_from_slice(&(ring as u32).to_le_bytes());
+            h[4..].copy_from_slice(&elt.to_le_bytes());
+            mem.write(self.g.handle(tail), &h)?;
+            elt = if elt + 1 == r.nitems { 0 } else { elt + 1 };
+            tail = if tail + 1 == self.g.queue_len {
+                0
+            } else {
+                tail + 1
+            };
+        }
+        mem.write_u32(q + l::TAIL, tail)?;
+        // Release: every element and handle above is visible to a consumer that acquires
+        // `cursize`.
+        let old = mem
+            .atomic_u32(q + l::CURSIZE)?
+            .fetch_add(n, Ordering::Release);
+        if old == 0 {
+            self.signal.notify_from_producer(&mut guard)?;
+        }
+        Ok(n as usize)
+    }
+
     /// Enqueues `data`, waiting up to `timeout` (forever if `None`) for room.
     pub fn send(&mut self, data: &[u8], timeout: Option<Duration>) -> Result<(), MqError> {
         let deadline = deadline(timeout);
@@ -1250,6 +1319,87 @@ impl<'m, M: Memory, S: Signal> MqConsumer<'m, M, S> {
             self.signal.notify_from_consumer()?;
         }
         Ok(())
+    }
+
+    /// Dequeues, copies and frees up to `out.len()` messages without blocking (VPP's
+    /// `svm_msg_q_sub_raw_batch` followed by in-order frees): one acquire and one release on the
+    /// queue's `cursize` and one release per ring touched, at most one signal per counter that
+    /// leaves "full". Message `i` goes to `out[i]` (its first `N` bytes, zero-padded); returns
+    /// how many, [`MqError::Empty`] if none.
+    pub fn try_recv_batch<const N: usize>(
+        &mut self,
+        out: &mut [[u8; N]],
+    ) -> Result<usize, MqError> {
+        let mem = self.mem;
+        let q = self.g.q();
+        let queued = mem.atomic_u32(q + l::CURSIZE)?.load(Ordering::Acquire);
+        if queued == 0 {
+            return Err(MqError::Empty);
+        }
+        let n = (out.len() as u64).min(u64::from(queued)) as u32;
+        let head0 = mem.read_u32(q + l::HEAD)?;
+        if head0 >= self.g.queue_len {
+            return Err(self.g.corrupt("queue head", head0 as u64));
+        }
+        // Elements freed per ring, and each ring's head as we advance it.
+        let mut freed = [0u32; MAX_RINGS as usize];
+        let mut ring_head = [u32::MAX; MAX_RINGS as usize];
+        let mut head = head0;
+        for slot in out.iter_mut().take(n as usize) {
+            let mut h = [0u8; 8];
+            mem.read(self.g.handle(head), &mut h)?;
+            head = if head + 1 == self.g.queue_len {
+                0
+            } else {
+                head + 1
+            };
+            let ring = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+            let elt = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
+            let Some(r) = self.g.rings.get(ring as usize).copied() else {
+                return Err(self.g.corrupt("handle ring_index", ring as u64));
+            };
+            if elt >= r.nitems {
+                return Err(self.g.corrupt("handle elt_index", elt as u64));
+            }
+            let i = ring as usize;
+            if ring_head[i] == u32::MAX {
+                ring_head[i] = mem.read_u32(r.hdr + l::RING_HEAD)?;
+            }
+            if ring_head[i] != elt {
+                return Err(MqError::OutOfOrderFree {
+                    ring,
+                    expected: ring_head[i],
+                    got: elt,
+                });
+            }
+            let len = N.min(r.elsize as usize);
+            let (body, pad) = slot.split_at_mut(len);
+            mem.read(r.data(elt), body)?;
+            pad.fill(0);
+            ring_head[i] = if elt + 1 == r.nitems { 0 } else { elt + 1 };
+            freed[i] += 1;
+        }
+        mem.write_u32(q + l::HEAD, head)?;
+        // Release: our reads of the handle slots happen before the producer reuses them.
+        let old = mem
+            .atomic_u32(q + l::CURSIZE)?
+            .fetch_sub(n, Ordering::AcqRel);
+        let mut signal = old == self.g.queue_len;
+        for (i, r) in self.g.rings.iter().enumerate() {
+            if freed[i] == 0 {
+                continue;
+            }
+            mem.write_u32(r.hdr + l::RING_HEAD, ring_head[i])?;
+            // Release: our reads of the elements happen before the producer reallocates them.
+            let old = mem
+                .atomic_u32(r.hdr + l::RING_CURSIZE)?
+                .fetch_sub(freed[i], Ordering::Release);
+            signal |= old == r.nitems;
+        }
+        if signal {
+            self.signal.notify_from_consumer()?;
+        }
+        Ok(n as usize)
     }
 
     /// Dequeues, copies and frees one message without blocking.
