@@ -23,7 +23,7 @@ use sapi_benches::workloads;
 fn ops(name: &str) -> u64 {
     match name {
         "wire_encode_decode" => 2000,
-        "mq_18b_send_recv" | "mq_256b_send_recv" => 200,
+        "mq_18b_send_recv" | "mq_256b_send_recv" | "mq_18b_batch_send_recv" => 200,
         "fifo_64k_aligned" | "fifo_64k_16apart" => 64,
         _ => 200,
     }
