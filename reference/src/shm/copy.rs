@@ -8,10 +8,16 @@
 //! source and destination are 1–31 bytes apart modulo 4096 (4K aliasing: each load looks as
 //! if it depended on a store just issued). An application cannot choose where the fifo's
 //! write position lies, so with a plain `memcpy` a fifo would run fast or slow depending on
-//! an accident of addresses. Within [`ALIAS_WINDOW`] bytes of that distance this routine
-//! copies with a vector loop — unaligned loads, destination-aligned stores, four loads ahead
-//! of four stores — which has no such cliff; everywhere else it calls `memcpy`, whose
-//! `rep movsb` writes whole lines without reading them first and is the fastest copy there.
+//! an accident of addresses. Where AVX2 is available this routine copies every bulk range
+//! with a vector loop — unaligned loads, destination-aligned stores, four loads ahead of four
+//! stores — which has no such cliff. It is also the faster copy for what a fifo moves: bytes
+//! another core just wrote (the consumer's copy out) into lines another core last held (the
+//! producer's copy in). Measured on the dev VM (Xeon, AVX-512, FSRM, glibc 2.36), 64 KiB
+//! writes streamed between two threads through the fifo: 10.7–10.9 GiB/s with `memcpy`,
+//! 14.6–15.7 GiB/s with this loop, in alternating runs; in one thread, in cache, both copy
+//! ~45 GiB/s. (Non-temporal stores halved it, software prefetch cost 15%, 64-byte AVX-512
+//! vectors matched AVX2.) Without AVX2 the SSE2 loop covers the aliasing window only and
+//! `memcpy` the rest.
 //!
 //! Small copies (below [`BULK_MIN`]) stay with `ptr::copy_nonoverlapping`: the compiler turns
 //! fixed-size ones (the mq's 4- and 8-byte header words) into plain moves, and glibc copies
@@ -20,12 +26,13 @@
 //! Must never: read or write outside `src..src+len` / `dst..dst+len` (the tail is copied with
 //! one overlapping vector, which stays inside both), or be called on overlapping ranges.
 
-/// Copies at or above this many bytes are routed by the distance of their ends.
+/// Copies at or above this many bytes take the vector loop (with AVX2), or are routed by the
+/// distance of their ends (without).
 pub const BULK_MIN: usize = 256;
 
-/// Destination minus source, modulo 4096, non-zero and closer than this to 0 (either way)
-/// takes the vector loop: twice the widest distance measured slow, so a CPU that looks a cache line further
-/// is covered too.
+/// Without AVX2: destination minus source, modulo 4096, non-zero and closer than this to 0
+/// (either way) takes the SSE2 vector loop: twice the widest distance measured slow, so a CPU
+/// that looks a cache line further is covered too.
 pub const ALIAS_WINDOW: usize = 64;
 
 /// Copies `len` bytes from `src` to `dst`, like `ptr::copy_nonoverlapping`, at the same speed
@@ -48,14 +55,15 @@ pub unsafe fn copy_nonoverlapping(dst: *mut u8, src: *const u8, len: usize) {
 #[cfg(target_arch = "x86_64")]
 #[inline(never)]
 unsafe fn copy_bulk(dst: *mut u8, src: *const u8, len: usize) {
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked above); the rest is forwarded from the caller.
+        return unsafe { x86::copy_avx2(dst, src, len) };
+    }
     let distance = (dst as usize).wrapping_sub(src as usize) % 4096;
     // Equal addresses modulo 4096 alias nothing: `memcpy`'s best case.
     if distance == 0 || (ALIAS_WINDOW..=4096 - ALIAS_WINDOW).contains(&distance) {
         // SAFETY: forwarded from the caller.
         unsafe { std::ptr::copy_nonoverlapping(src, dst, len) };
-    } else if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked above); the rest is forwarded from the caller.
-        unsafe { x86::copy_avx2(dst, src, len) }
     } else {
         // SAFETY: SSE2 is part of the x86_64 baseline; the rest is forwarded from the caller.
         unsafe { x86::copy_sse2(dst, src, len) }
