@@ -183,6 +183,28 @@ pub struct MsgHandle {
     pub elt: u32,
 }
 
+impl MsgHandle {
+    /// The 8 bytes of a handle slot: ring index, then element index.
+    fn to_bytes(self) -> [u8; 8] {
+        let mut h = [0u8; 8];
+        h[..4].copy_from_slice(&self.ring.to_le_bytes());
+        h[4..].copy_from_slice(&self.elt.to_le_bytes());
+        h
+    }
+
+    fn from_bytes(h: [u8; 8]) -> Self {
+        Self {
+            ring: u32::from_le_bytes([h[0], h[1], h[2], h[3]]),
+            elt: u32::from_le_bytes([h[4], h[5], h[6], h[7]]),
+        }
+    }
+}
+
+/// `i + 1` modulo `n`, for indices already checked to be below `n`.
+fn next_index(i: u32, n: u32) -> u32 {
+    if i + 1 == n { 0 } else { i + 1 }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct RingGeom {
     hdr: u64,
@@ -212,6 +234,16 @@ impl MqGeometry {
         self.q() + l::QUEUE_HEADER_SIZE + l::HANDLE_SIZE * slot as u64
     }
     /// Offset of the mq (of its 8-byte prefix) from the fifo-segment header.
+    /// The ring `msg` names, with `msg.elt` checked against it: what every use of a handle read
+    /// from the segment goes through.
+    fn ring_of(&self, msg: MsgHandle) -> Result<RingGeom, MqError> {
+        match self.rings.get(msg.ring as usize) {
+            None => Err(self.corrupt("handle ring_index", msg.ring as u64)),
+            Some(r) if msg.elt >= r.nitems => Err(self.corrupt("handle elt_index", msg.elt as u64)),
+            Some(r) => Ok(*r),
+        }
+    }
+
     pub fn offset(&self) -> u64 {
         self.offset
     }
@@ -524,11 +556,14 @@ impl<'fd> EventFdSignal<'fd> {
         if let Some(ep) = self.waiter.get() {
             return Ok(ep.as_fd());
         }
-        let sys = |op| move |err| MqError::Sys { op, err };
+        let last_error = |op| MqError::Sys {
+            op,
+            err: nix::errno::Errno::last(),
+        };
         // SAFETY: plain syscall; the fd is owned right below.
         let raw = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if raw < 0 {
-            return Err(sys("epoll_create1")(nix::errno::Errno::last()));
+            return Err(last_error("epoll_create1"));
         }
         // SAFETY: a fresh fd nobody else owns.
         let ep = unsafe { OwnedFd::from_raw_fd(raw) };
@@ -546,7 +581,7 @@ impl<'fd> EventFdSignal<'fd> {
             )
         };
         if rc < 0 {
-            return Err(sys("epoll_ctl(eventfd)")(nix::errno::Errno::last()));
+            return Err(last_error("epoll_ctl(eventfd)"));
         }
         Ok(self.waiter.get_or_init(|| ep).as_fd())
     }
@@ -1007,7 +1042,7 @@ impl<'m, M: Memory, S: Signal> MqProducer<'m, M, S> {
         Ok(self.len()? == 0)
     }
 
-    fn pick_ring(&self, len: usize) -> Result<Option<usize>, MqError> {
+    fn pick_ring(&self, len: usize) -> Result<Option<(usize, u32)>, MqError> {
         let mut fits = false;
         for (i, r) in self.g.rings.iter().enumerate() {
             if (r.elsize as usize) < len {
@@ -1021,7 +1056,7 @@ impl<'m, M: Memory, S: Signal> MqProducer<'m, M, S> {
                 .atomic_u32(r.hdr + l::RING_CURSIZE)?
                 .load(Ordering::Acquire);
             if cur < r.nitems {
-                return Ok(Some(i));
+                return Ok(Some((i, r.nitems - cur)));
             }
         }
         if !fits {
@@ -1054,7 +1089,7 @@ impl<'m, M: Memory, S: Signal> MqProducer<'m, M, S> {
         if elt >= r.nitems {
             return Err(self.g.corrupt("ring tail", elt as u64));
         }
-        mem.write_u32(r.hdr + l::RING_TAIL, (elt + 1) % r.nitems)?;
+        mem.write_u32(r.hdr + l::RING_TAIL, next_index(elt, r.nitems))?;
         mem.atomic_u32(r.hdr + l::RING_CURSIZE)?
             .fetch_add(1, Ordering::Release);
         // Fill it (step 4).
@@ -1065,11 +1100,12 @@ impl<'m, M: Memory, S: Signal> MqProducer<'m, M, S> {
         if tail >= self.g.queue_len {
             return Err(self.g.corrupt("queue tail", tail as u64));
         }
-        let mut h = [0u8; 8];
-        h[..4].copy_from_slice(&(ring as u32).to_le_bytes());
-        h[4..].copy_from_slice(&elt.to_le_bytes());
-        mem.write(self.g.handle(tail), &h)?;
-        mem.write_u32(q + l::TAIL, (tail + 1) % self.g.queue_len)?;
+        let h = MsgHandle {
+            ring: ring as u32,
+            elt,
+        };
+        mem.write(self.g.handle(tail), &h.to_bytes())?;
+        mem.write_u32(q + l::TAIL, next_index(tail, self.g.queue_len))?;
         // Release: the element and handle bytes above are visible to a consumer that
         // acquires `cursize`.
         let old = mem
@@ -1091,7 +1127,7 @@ impl<'m, M: Memory, S: Signal> MqProducer<'m, M, S> {
         if self.queue_full()? {
             return Err(MqError::Full);
         }
-        let Some(ring) = self.pick_ring(data.len())? else {
+        let Some((ring, _)) = self.pick_ring(data.len())? else {
             return Err(MqError::Full);
         };
         self.enqueue_locked(ring, data, &mut guard)
@@ -1115,17 +1151,13 @@ impl<'m, M: Memory, S: Signal> MqProducer<'m, M, S> {
         let q = self.g.q();
         let queued = mem.atomic_u32(q + l::CURSIZE)?.load(Ordering::Acquire);
         let queue_room = self.g.queue_len.saturating_sub(queued);
-        let Some(ring) = self.pick_ring(longest)? else {
+        let Some((ring, ring_room)) = self.pick_ring(longest)? else {
             return Err(MqError::Full);
         };
         let r = self.g.rings[ring];
-        // Acquire, as in `pick_ring`: the consumer's reads of the elements we reuse are done.
-        let used = mem
-            .atomic_u32(r.hdr + l::RING_CURSIZE)?
-            .load(Ordering::Acquire);
         let n = (msgs.len() as u64)
             .min(u64::from(queue_room))
-            .min(u64::from(r.nitems.saturating_sub(used))) as u32;
+            .min(u64::from(ring_room)) as u32;
         if n == 0 {
             return Err(MqError::Full);
         }
@@ -1143,16 +1175,13 @@ impl<'m, M: Memory, S: Signal> MqProducer<'m, M, S> {
         let (mut elt, mut tail) = (elt0, tail0);
         for data in &msgs[..n as usize] {
             mem.write(r.data(elt), data)?;
-            let mut h = [0u8; 8];
-            h[..4].copy_from_slice(&(ring as u32).to_le_bytes());
-            h[4..].copy_from_slice(&elt.to_le_bytes());
-            mem.write(self.g.handle(tail), &h)?;
-            elt = if elt + 1 == r.nitems { 0 } else { elt + 1 };
-            tail = if tail + 1 == self.g.queue_len {
-                0
-            } else {
-                tail + 1
+            let h = MsgHandle {
+                ring: ring as u32,
+                elt,
             };
+            mem.write(self.g.handle(tail), &h.to_bytes())?;
+            elt = next_index(elt, r.nitems);
+            tail = next_index(tail, self.g.queue_len);
         }
         mem.write_u32(q + l::TAIL, tail)?;
         // Release: every element and handle above is visible to a consumer that acquires
@@ -1174,7 +1203,7 @@ impl<'m, M: Memory, S: Signal> MqProducer<'m, M, S> {
         };
         loop {
             if !self.queue_full()?
-                && let Some(ring) = self.pick_ring(data.len())?
+                && let Some((ring, _)) = self.pick_ring(data.len())?
             {
                 return self.enqueue_locked(ring, data, &mut guard);
             }
@@ -1261,7 +1290,7 @@ impl<'m, M: Memory, S: Signal> MqConsumer<'m, M, S> {
         }
         let mut h = [0u8; 8];
         mem.read(self.g.handle(head), &mut h)?;
-        mem.write_u32(q + l::HEAD, (head + 1) % self.g.queue_len)?;
+        mem.write_u32(q + l::HEAD, next_index(head, self.g.queue_len))?;
         // Release: our read of the handle slot happens before the producer reuses it.
         let old = mem
             .atomic_u32(q + l::CURSIZE)?
@@ -1269,25 +1298,14 @@ impl<'m, M: Memory, S: Signal> MqConsumer<'m, M, S> {
         if old == self.g.queue_len {
             self.signal.notify_from_consumer()?;
         }
-        let ring = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
-        let elt = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
-        match self.g.rings.get(ring as usize) {
-            None => Err(self.g.corrupt("handle ring_index", ring as u64)),
-            Some(r) if elt >= r.nitems => Err(self.g.corrupt("handle elt_index", elt as u64)),
-            Some(_) => Ok(MsgHandle { ring, elt }),
-        }
+        let msg = MsgHandle::from_bytes(h);
+        self.g.ring_of(msg)?;
+        Ok(msg)
     }
 
     /// Copies the body of `msg` into `buf` (up to the element size); returns bytes copied.
     pub fn read(&self, msg: MsgHandle, buf: &mut [u8]) -> Result<usize, MqError> {
-        let r = *self
-            .g
-            .rings
-            .get(msg.ring as usize)
-            .ok_or(self.g.corrupt("handle ring_index", msg.ring as u64))?;
-        if msg.elt >= r.nitems {
-            return Err(self.g.corrupt("handle elt_index", msg.elt as u64));
-        }
+        let r = self.g.ring_of(msg)?;
         let n = buf.len().min(r.elsize as usize);
         self.mem.read(r.data(msg.elt), &mut buf[..n])?;
         Ok(n)
@@ -1295,11 +1313,7 @@ impl<'m, M: Memory, S: Signal> MqConsumer<'m, M, S> {
 
     /// Frees the element of `msg`; it must be its ring's oldest (in-order free).
     pub fn free(&mut self, msg: MsgHandle) -> Result<(), MqError> {
-        let r = *self
-            .g
-            .rings
-            .get(msg.ring as usize)
-            .ok_or(self.g.corrupt("handle ring_index", msg.ring as u64))?;
+        let r = self.g.ring_of(msg)?;
         let head = self.mem.read_u32(r.hdr + l::RING_HEAD)?;
         if head != msg.elt {
             return Err(MqError::OutOfOrderFree {
@@ -1309,7 +1323,7 @@ impl<'m, M: Memory, S: Signal> MqConsumer<'m, M, S> {
             });
         }
         self.mem
-            .write_u32(r.hdr + l::RING_HEAD, (head + 1) % r.nitems)?;
+            .write_u32(r.hdr + l::RING_HEAD, next_index(head, r.nitems))?;
         // Release: our reads of the element happen before the producer reallocates it.
         let old = self
             .mem
@@ -1348,35 +1362,25 @@ impl<'m, M: Memory, S: Signal> MqConsumer<'m, M, S> {
         for slot in out.iter_mut().take(n as usize) {
             let mut h = [0u8; 8];
             mem.read(self.g.handle(head), &mut h)?;
-            head = if head + 1 == self.g.queue_len {
-                0
-            } else {
-                head + 1
-            };
-            let ring = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
-            let elt = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
-            let Some(r) = self.g.rings.get(ring as usize).copied() else {
-                return Err(self.g.corrupt("handle ring_index", ring as u64));
-            };
-            if elt >= r.nitems {
-                return Err(self.g.corrupt("handle elt_index", elt as u64));
-            }
-            let i = ring as usize;
+            head = next_index(head, self.g.queue_len);
+            let msg = MsgHandle::from_bytes(h);
+            let r = self.g.ring_of(msg)?;
+            let i = msg.ring as usize;
             if ring_head[i] == u32::MAX {
                 ring_head[i] = mem.read_u32(r.hdr + l::RING_HEAD)?;
             }
-            if ring_head[i] != elt {
+            if ring_head[i] != msg.elt {
                 return Err(MqError::OutOfOrderFree {
-                    ring,
+                    ring: msg.ring,
                     expected: ring_head[i],
-                    got: elt,
+                    got: msg.elt,
                 });
             }
             let len = N.min(r.elsize as usize);
             let (body, pad) = slot.split_at_mut(len);
-            mem.read(r.data(elt), body)?;
+            mem.read(r.data(msg.elt), body)?;
             pad.fill(0);
-            ring_head[i] = if elt + 1 == r.nitems { 0 } else { elt + 1 };
+            ring_head[i] = next_index(msg.elt, r.nitems);
             freed[i] += 1;
         }
         mem.write_u32(q + l::HEAD, head)?;
