@@ -11,7 +11,7 @@
 //!   and at most one signal per batch; VPP's consumers dequeue in batches too), beside `rtrb`
 //!   moving the same items in chunks of up to 64.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -241,67 +241,59 @@ fn run_rtrb<const N: usize>(iters: u64) -> Duration {
     })
 }
 
+/// The group for items of `N` bytes: the mq in both signal modes, single (`spin`, `block`)
+/// and batched, beside ArrayQueue and rtrb holding `[u8; N]`.
+fn item_benches<const N: usize>(
+    c: &mut Criterion,
+    name: &str,
+    seg: &Segment,
+    off: u64,
+    efd: &OwnedFd,
+) {
+    let mut g = c.benchmark_group(name);
+    g.throughput(Throughput::Elements(1));
+    for (block, mode) in [(false, "spin"), (true, "block")] {
+        g.bench_function(BenchmarkId::new("mq_eventfd", mode), |b| {
+            b.iter_custom(|iters| {
+                let tx = EventFdSignal::new(efd.as_fd());
+                let rx = EventFdSignal::new(efd.as_fd());
+                run_mq(seg, off, tx, rx, N, block, iters)
+            })
+        });
+        g.bench_function(BenchmarkId::new("mq_mutex", mode), |b| {
+            b.iter_custom(|iters| {
+                let tx = PthreadSignal::new(seg, off).expect("mutex");
+                let rx = PthreadSignal::new(seg, off).expect("mutex");
+                run_mq(seg, off, tx, rx, N, block, iters)
+            })
+        });
+    }
+    let batch = format!("batch{BATCH}");
+    g.bench_function(BenchmarkId::new("mq_eventfd", &batch), |b| {
+        b.iter_custom(|iters| {
+            let tx = EventFdSignal::new(efd.as_fd());
+            let rx = EventFdSignal::new(efd.as_fd());
+            run_mq_batch::<_, N>(seg, off, tx, rx, iters)
+        })
+    });
+    g.bench_function(BenchmarkId::new("array_queue", "spin"), |b| {
+        b.iter_custom(run_array_queue::<N>)
+    });
+    g.bench_function(BenchmarkId::new("rtrb", "spin"), |b| {
+        b.iter_custom(run_rtrb::<N>)
+    });
+    g.bench_function(BenchmarkId::new("rtrb", &batch), |b| {
+        b.iter_custom(run_rtrb_chunks::<N>)
+    });
+    g.finish();
+}
+
 fn mq_benches(c: &mut Criterion) {
     let seg = segment();
     let off = mq::create(&seg, &workloads::bench_mq_spec()).expect("mq");
     let efd = sys::eventfd(true);
-    for (size, name) in [(18usize, "mq_18B"), (256, "mq_256B")] {
-        let mut g = c.benchmark_group(name);
-        g.throughput(Throughput::Elements(1));
-        for (block, mode) in [(false, "spin"), (true, "block")] {
-            g.bench_function(BenchmarkId::new("mq_eventfd", mode), |b| {
-                b.iter_custom(|iters| {
-                    let tx = EventFdSignal::new(efd.as_fd());
-                    let rx = EventFdSignal::new(efd.as_fd());
-                    run_mq(&seg, off, tx, rx, size, block, iters)
-                })
-            });
-            g.bench_function(BenchmarkId::new("mq_mutex", mode), |b| {
-                b.iter_custom(|iters| {
-                    let tx = PthreadSignal::new(&seg, off).expect("mutex");
-                    let rx = PthreadSignal::new(&seg, off).expect("mutex");
-                    run_mq(&seg, off, tx, rx, size, block, iters)
-                })
-            });
-        }
-        let batch = format!("batch{BATCH}");
-        if size == 18 {
-            g.bench_function(BenchmarkId::new("mq_eventfd", &batch), |b| {
-                b.iter_custom(|iters| {
-                    let tx = EventFdSignal::new(efd.as_fd());
-                    let rx = EventFdSignal::new(efd.as_fd());
-                    run_mq_batch::<_, 18>(&seg, off, tx, rx, iters)
-                })
-            });
-            g.bench_function(BenchmarkId::new("array_queue", "spin"), |b| {
-                b.iter_custom(run_array_queue::<18>)
-            });
-            g.bench_function(BenchmarkId::new("rtrb", "spin"), |b| {
-                b.iter_custom(run_rtrb::<18>)
-            });
-            g.bench_function(BenchmarkId::new("rtrb", &batch), |b| {
-                b.iter_custom(run_rtrb_chunks::<18>)
-            });
-        } else {
-            g.bench_function(BenchmarkId::new("mq_eventfd", &batch), |b| {
-                b.iter_custom(|iters| {
-                    let tx = EventFdSignal::new(efd.as_fd());
-                    let rx = EventFdSignal::new(efd.as_fd());
-                    run_mq_batch::<_, 256>(&seg, off, tx, rx, iters)
-                })
-            });
-            g.bench_function(BenchmarkId::new("array_queue", "spin"), |b| {
-                b.iter_custom(run_array_queue::<256>)
-            });
-            g.bench_function(BenchmarkId::new("rtrb", "spin"), |b| {
-                b.iter_custom(run_rtrb::<256>)
-            });
-            g.bench_function(BenchmarkId::new("rtrb", &batch), |b| {
-                b.iter_custom(run_rtrb_chunks::<256>)
-            });
-        }
-        g.finish();
-    }
+    item_benches::<18>(c, "mq_18B", &seg, off, &efd);
+    item_benches::<256>(c, "mq_256B", &seg, off, &efd);
 }
 
 criterion_group!(benches, mq_benches);

@@ -121,9 +121,13 @@ pub fn bench_mq_spec() -> MqSpec {
     }
 }
 
-/// One operation: 64 messages of `size` bytes sent, then 64 received, on an eventfd-mode
-/// [`bench_mq_spec`] mq in a memfd segment.
-pub fn mq_send_recv(size: usize, n: u64, slow: bool) {
+/// Runs `f` on the two ends of an eventfd-mode [`bench_mq_spec`] mq in a fresh memfd segment.
+fn with_bench_mq(
+    f: impl FnOnce(
+        &mut MqProducer<'_, Segment, EventFdSignal<'_>>,
+        &mut MqConsumer<'_, Segment, EventFdSignal<'_>>,
+    ),
+) {
     let seg = Segment::create(
         "icount-mq",
         SegmentLayout {
@@ -136,42 +140,39 @@ pub fn mq_send_recv(size: usize, n: u64, slow: bool) {
     let efd = sys::eventfd(true);
     let mut tx = MqProducer::attach(&seg, off, EventFdSignal::new(efd.as_fd())).expect("tx");
     let mut rx = MqConsumer::attach(&seg, off, EventFdSignal::new(efd.as_fd())).expect("rx");
-    let msg = [0x5au8; 256];
-    let mut buf = [0u8; 256];
-    for _ in 0..n {
-        for _ in 0..64 {
-            tx.try_send(black_box(&msg[..size])).expect("send");
-        }
-        for _ in 0..64 {
-            rx.try_recv(black_box(&mut buf)).expect("recv");
-        }
-        slow_tax(slow);
-    }
+    f(&mut tx, &mut rx);
 }
 
-/// One operation: one batch of 64 18-byte messages sent, then received in one batch, on the
-/// same mq as [`mq_send_recv`] (so the two compare per message).
+/// One operation: 64 messages of `size` bytes sent, then 64 received, one by one.
+pub fn mq_send_recv(size: usize, n: u64, slow: bool) {
+    with_bench_mq(|tx, rx| {
+        let msg = [0x5au8; 256];
+        let mut buf = [0u8; 256];
+        for _ in 0..n {
+            for _ in 0..64 {
+                tx.try_send(black_box(&msg[..size])).expect("send");
+            }
+            for _ in 0..64 {
+                rx.try_recv(black_box(&mut buf)).expect("recv");
+            }
+            slow_tax(slow);
+        }
+    });
+}
+
+/// One operation: one batch of 64 18-byte messages sent, then received in one batch (so it
+/// compares per message with [`mq_send_recv`]).
 pub fn mq_batch_send_recv(n: u64, slow: bool) {
-    let seg = Segment::create(
-        "icount-mq",
-        SegmentLayout {
-            ssvm_size: app_segment_ssvm_size(1 << 20),
-            n_slices: 1,
-        },
-    )
-    .expect("segment");
-    let off = mq::create(&seg, &bench_mq_spec()).expect("mq");
-    let efd = sys::eventfd(true);
-    let mut tx = MqProducer::attach(&seg, off, EventFdSignal::new(efd.as_fd())).expect("tx");
-    let mut rx = MqConsumer::attach(&seg, off, EventFdSignal::new(efd.as_fd())).expect("rx");
-    let body = [0x5au8; 18];
-    let msgs = [&body[..]; 64];
-    let mut out = [[0u8; 18]; 64];
-    for _ in 0..n {
-        assert_eq!(tx.try_send_batch(black_box(&msgs)), Ok(64));
-        assert_eq!(rx.try_recv_batch(black_box(&mut out)), Ok(64));
-        slow_tax(slow);
-    }
+    with_bench_mq(|tx, rx| {
+        let body = [0x5au8; 18];
+        let msgs = [&body[..]; 64];
+        let mut out = [[0u8; 18]; 64];
+        for _ in 0..n {
+            assert_eq!(tx.try_send_batch(black_box(&msgs)), Ok(64));
+            assert_eq!(rx.try_recv_batch(black_box(&mut out)), Ok(64));
+            slow_tax(slow);
+        }
+    });
 }
 
 /// One operation: a 64 KiB write into a 1 MiB fifo and a 64 KiB read out of it, the
