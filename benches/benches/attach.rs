@@ -26,8 +26,8 @@ use nix::sys::socket::SockType;
 use sapi_benches::server::{self, BenchServer};
 use sapi_benches::stats::Latencies;
 use sapi_benches::sys;
-use sapi_reference::shm::segment::{Segment, SegmentLayout};
-use sapi_reference::wire::MSG_LEN;
+use sapi_shm::segment::{Segment, SegmentLayout};
+use sapi_wire::MSG_LEN;
 
 const GROUP: &str = "attach";
 

@@ -232,7 +232,7 @@ fn copy_once(size: usize, delta: usize, use_copy_rs: bool) -> impl FnMut(u64) ->
             // SAFETY: `size` bytes inside two distinct allocations.
             unsafe {
                 if use_copy_rs {
-                    sapi_reference::shm::copy::copy_nonoverlapping(d, s, size);
+                    sapi_shm::copy::copy_nonoverlapping(d, s, size);
                 } else {
                     std::ptr::copy_nonoverlapping(s, d, size);
                 }

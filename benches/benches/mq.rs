@@ -17,10 +17,8 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use crossbeam_queue::ArrayQueue;
 use sapi_benches::{Backoff, sys, workloads};
-use sapi_reference::shm::mq::{
-    self, EventFdSignal, MqConsumer, MqError, MqProducer, PthreadSignal, Signal,
-};
-use sapi_reference::shm::segment::{Segment, SegmentLayout, app_segment_ssvm_size};
+use sapi_shm::mq::{self, EventFdSignal, MqConsumer, MqError, MqProducer, PthreadSignal, Signal};
+use sapi_shm::segment::{Segment, SegmentLayout, app_segment_ssvm_size};
 
 const DEPTH: u32 = 256;
 /// Most messages one batched call moves.

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use sapi_benches::sys;
-use sapi_reference::shm::mq::{self, EventFdSignal, MqConsumer, MqProducer, MqSpec, PthreadSignal};
-use sapi_reference::shm::segment::{Segment, SegmentLayout, app_segment_ssvm_size};
+use sapi_shm::mq::{self, EventFdSignal, MqConsumer, MqProducer, MqSpec, PthreadSignal};
+use sapi_shm::segment::{Segment, SegmentLayout, app_segment_ssvm_size};
 
 const STOP: u8 = 0xff;
 

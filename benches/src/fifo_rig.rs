@@ -9,11 +9,11 @@
 //! cursor) when the write must grow the fifo. A prediction the consumer's concurrent chunk
 //! frees falsify costs only that one write its stated distance.
 
-use sapi_reference::shm::fifo::{self, FifoConsumer, FifoError, FifoProducer};
-use sapi_reference::shm::layout::fifo as l;
-use sapi_reference::shm::memory::Memory;
-use sapi_reference::shm::segment::{Segment, SegmentLayout, app_segment_ssvm_size};
-use sapi_reference::shm::sync::Ordering;
+use sapi_shm::fifo::{self, FifoConsumer, FifoError, FifoProducer};
+use sapi_shm::layout::fifo as l;
+use sapi_shm::memory::Memory;
+use sapi_shm::segment::{Segment, SegmentLayout, app_segment_ssvm_size};
+use sapi_shm::sync::Ordering;
 
 use crate::Backoff;
 use crate::buf::PageBuf;

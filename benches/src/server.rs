@@ -8,12 +8,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use nix::sys::socket::{SockFlag, SockType, UnixAddr, connect, socket};
-use sapi_reference::core::AdminCommand;
-use sapi_reference::io::admin::{AdminIoError, AdminRequest, request};
-use sapi_reference::shm::event::{AppAddSegment, SessionEventType};
-use sapi_reference::shm::mq::{EventFdSignal, MqConsumer};
-use sapi_reference::shm::segment::Segment;
-use sapi_reference::wire::{
+use sapi_core::AdminCommand;
+use sapi_reference::shell::admin::{AdminIoError, AdminRequest, request};
+use sapi_shm::mq::{EventFdSignal, MqConsumer};
+use sapi_shm::segment::Segment;
+use sapi_wire::ctrl::{AppAddSegment, SessionEventType};
+use sapi_wire::{
     AddDelWorker, AppName, AppOptionFlags, Attach, AttachOptions, AttachReply, Direction, MSG_LEN,
     Message, OptionIndex, Profile,
 };

@@ -12,12 +12,12 @@
 use std::hint::black_box;
 use std::os::fd::AsFd;
 
-use sapi_reference::core::{
+use sapi_core::{
     Action, AdminCommand, Config, Input, NsIndex, PeerCred, Server, WorkerResourcesReady,
 };
-use sapi_reference::shm::mq::{self, EventFdSignal, MqConsumer, MqProducer, MqSpec, RingSpec};
-use sapi_reference::shm::segment::{Segment, SegmentLayout, app_segment_ssvm_size};
-use sapi_reference::wire::{AppName, Attach, AttachReply, Direction, FdFlags, Message, Profile};
+use sapi_shm::mq::{self, EventFdSignal, MqConsumer, MqProducer, MqSpec, RingSpec};
+use sapi_shm::segment::{Segment, SegmentLayout, app_segment_ssvm_size};
+use sapi_wire::{AppName, Attach, AttachReply, Direction, FdFlags, Message, Profile};
 
 use crate::buf::PageBuf;
 use crate::fifo_rig::{self, FifoRig};
@@ -216,7 +216,7 @@ impl CoreDriver {
         d
     }
 
-    fn feed(&mut self, input: Input<'_>) -> Option<sapi_reference::core::SocketId> {
+    fn feed(&mut self, input: Input<'_>) -> Option<sapi_core::SocketId> {
         let mut accepted = None;
         for a in self.core.handle(input) {
             match a {

@@ -3,7 +3,4 @@
 //! `Ok` or a `ShmError`, never a panic, a hang or a read outside the mapping.
 #![no_main]
 
-#[path = "../checks/conformance_readers.rs"]
-mod conformance_readers;
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| conformance_readers::check(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sapi_testkit::checks::conformance_readers::check(data));

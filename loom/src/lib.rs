@@ -9,6 +9,6 @@
 //! `SAPI_LOOM_PREEMPTIONS` bounds the preemptions loom explores per execution (default 5 for
 //! the full run; CI uses 2). Each model prints how many interleavings it explored.
 //!
-//! They run the shipping algorithms (`sapi_reference::shm::{mq, fifo, alloc}`) over
+//! They run the shipping algorithms (`sapi_shm::{mq, fifo, alloc}`) over
 //! `HeapMemory`, whose atomics and data cells are loom's under `--cfg loom`; signalling is
 //! modelled by `ModelEventFd` / `ModelCondvar`. Without `--cfg loom` this crate is empty.

@@ -5,10 +5,10 @@ use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
 use std::time::Instant;
 
 use loom::sync::Arc;
-use sapi_reference::shm::alloc::FifoSegmentView;
-use sapi_reference::shm::fifo::{self, FifoConsumer, FifoError, FifoProducer};
-use sapi_reference::shm::memory::{HeapMemory, Memory};
-use sapi_reference::shm::mq::{
+use sapi_shm::alloc::FifoSegmentView;
+use sapi_shm::fifo::{self, FifoConsumer, FifoError, FifoProducer};
+use sapi_shm::memory::{HeapMemory, Memory};
+use sapi_shm::mq::{
     self, ModelCondvar, ModelEventFd, MqConsumer, MqError, MqProducer, MqSpec, RingSpec, Signal,
 };
 

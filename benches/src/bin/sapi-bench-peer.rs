@@ -18,21 +18,21 @@ use std::os::fd::{AsFd, BorrowedFd, RawFd};
 
 use sapi_benches::buf::PageBuf;
 use sapi_benches::{fifo_rig, sys};
-use sapi_reference::shm::segment::Segment;
+use sapi_shm::segment::Segment;
 
 fn serve(dir: &str) {
     use std::io::Write;
-    let cfg = sapi_reference::io::ServeConfig {
+    let cfg = sapi_reference::shell::ServeConfig {
         runtime_dir: dir.into(),
         namespaces: vec![],
         vpp_workers: 0,
-        profile: sapi_reference::wire::Profile::Head,
+        profile: sapi_wire::Profile::Head,
         faults: Default::default(),
         access: Default::default(),
         enforce_ns_secret: false,
     };
     sys::raise_nofile();
-    sapi_reference::io::serve(cfg, None, |_| {
+    sapi_reference::shell::serve(cfg, None, |_| {
         println!("READY");
         let _ = std::io::stdout().flush();
     })

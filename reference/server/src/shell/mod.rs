@@ -1,0 +1,619 @@
+//! The IO shell: one epoll loop on one thread (like VPP's main thread) that turns syscalls into
+//! core [`Input`]s and core [`Action`]s into syscalls.
+//!
+//! Owns every file descriptor of the server: listeners, client sockets, the admin socket, segment
+//! memfds and mappings (through [`resources`]), eventfds. It must never make a protocol decision —
+//! that is the core's — and never block on a client: sends are non-blocking and a send that
+//! cannot complete is reported to the core as [`Input::SendFailed`].
+
+pub mod admin;
+pub mod resources;
+pub mod sock;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use nix::errno::Errno;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use tracing::{debug, error, info, warn};
+
+use sapi_core::{
+    AccessPolicy, Action, AdminCommand, AdminOk, Config, Fault, Faults, Input, NsIndex, Server,
+    SocketId, SocketName,
+};
+use sapi_wire::{MSG_LEN, Message, Profile};
+
+use admin::{AdminRequest, admin_socket_path};
+use resources::Resources;
+
+/// Receive buffer: large enough for the second datagram of a cert-key add (≤ 20,000 bytes).
+const RECV_BUF: usize = 20 * 1024;
+
+/// What `serve` needs to start.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Directory holding `app_ns_sockets/` and the admin socket.
+    pub runtime_dir: PathBuf,
+    /// Namespaces besides `default`.
+    pub namespaces: Vec<NamespaceConfig>,
+    /// Simulated VPP worker threads.
+    pub vpp_workers: u8,
+    /// Protocol profile.
+    pub profile: Profile,
+    /// Test-only faults.
+    pub faults: Faults,
+    /// Who may connect.
+    pub access: AccessPolicy,
+    /// Check namespace secrets on ATTACH (VPP does not).
+    pub enforce_ns_secret: bool,
+}
+
+/// A namespace to create at start-up.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NamespaceConfig {
+    /// Its id.
+    pub id: String,
+    /// Its socket name (`None`: `<runtime-dir>/app_ns_sockets/<id>`).
+    pub sock_name: Option<String>,
+    /// Its secret (checked only with `enforce_ns_secret`).
+    pub secret: Option<u64>,
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A system call failed.
+    #[error("{what}: {errno}")]
+    Sys {
+        /// What was being done.
+        what: String,
+        /// The error.
+        errno: Errno,
+    },
+    /// An io::Error.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A start-up namespace could not be created.
+    #[error("namespace {id:?}: {reason}")]
+    Namespace {
+        /// The namespace id.
+        id: String,
+        /// Why.
+        reason: String,
+    },
+    /// The VPP mqs segment could not be created.
+    #[error("cannot create the VPP mqs segment: {0}")]
+    MqsSegment(String),
+}
+
+// epoll tokens: the kind in the top byte, the payload below.
+const TOKEN_STOP: u64 = 1 << 56;
+const TOKEN_ADMIN: u64 = 2 << 56;
+const TOKEN_LISTENER: u64 = 3 << 56;
+const TOKEN_CLIENT: u64 = 4 << 56;
+const TOKEN_KIND: u64 = 0xff << 56;
+
+fn client_token(id: SocketId) -> u64 {
+    TOKEN_CLIENT | u64::from(id.api_client_handle())
+}
+
+fn token_socket(token: u64) -> SocketId {
+    let handle = (token & 0xffff_ffff) as u32;
+    SocketId {
+        ns: NsIndex((handle >> 16) as u16),
+        index: (handle & 0xffff) as u16,
+    }
+}
+
+struct Listener {
+    fd: OwnedFd,
+    name: SocketName,
+}
+
+/// The running server: the core plus every fd it stands for.
+pub struct Shell {
+    core: Server,
+    epoll: Epoll,
+    resources: Resources,
+    listeners: HashMap<NsIndex, Listener>,
+    clients: HashMap<SocketId, OwnedFd>,
+    deadlines: BTreeMap<SocketId, Instant>,
+    admin: UnixListener,
+    admin_path: PathBuf,
+    admin_answer: Option<Result<AdminOk, String>>,
+    /// The socket just accepted, while the core decides on it.
+    accepting: Option<(OwnedFd, Result<SocketId, ()>)>,
+    stop: Option<OwnedFd>,
+    /// Held so that, out of fds, one can be freed to accept and shed a connection.
+    spare_fd: Option<OwnedFd>,
+    /// Sockets whose send failed during the batch being performed.
+    failed_sends: VecDeque<SocketId>,
+    /// Nesting of [`Shell::feed`] (resource answers feed the core from inside a batch).
+    depth: usize,
+    profile: Profile,
+    faults: Faults,
+    buf: Vec<u8>,
+}
+
+fn sys(what: impl Into<String>) -> impl FnOnce(Errno) -> ServeError {
+    let what = what.into();
+    move |errno| ServeError::Sys { what, errno }
+}
+
+impl Shell {
+    /// Creates the VPP mqs segment, the admin socket and every start-up namespace's listener.
+    /// `stop`, when readable, ends [`Shell::run`] (a signalfd in the binary, an eventfd in tests).
+    pub fn new(cfg: ServeConfig, stop: Option<OwnedFd>) -> Result<Shell, ServeError> {
+        let ns_dir = cfg.runtime_dir.join("app_ns_sockets");
+        std::fs::create_dir_all(&ns_dir).map_err(|source| ServeError::Io {
+            what: format!("create {}", ns_dir.display()),
+            source,
+        })?;
+        let threads = cfg.vpp_workers.saturating_add(1);
+        let resources = Resources::new(threads, cfg.profile, cfg.faults)
+            .map_err(|e| ServeError::MqsSegment(e.to_string()))?;
+        let ctrl_thread = usize::from(cfg.vpp_workers > 0);
+        let vpp_ctrl_mq_offset = resources.vpp_mq_offset(ctrl_thread).unwrap_or(0);
+        let core = Server::new(Config {
+            profile: cfg.profile,
+            vpp_workers: cfg.vpp_workers,
+            vpp_ctrl_mq_offset,
+            runtime_dir: cfg.runtime_dir.clone(),
+            faults: cfg.faults,
+            access: cfg.access.clone(),
+            enforce_ns_secret: cfg.enforce_ns_secret,
+        });
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(sys("epoll_create"))?;
+        let admin_path = admin_socket_path(&cfg.runtime_dir);
+        let _ = std::fs::remove_file(&admin_path);
+        let admin = UnixListener::bind(&admin_path).map_err(|source| ServeError::Io {
+            what: format!("bind {}", admin_path.display()),
+            source,
+        })?;
+        admin
+            .set_nonblocking(true)
+            .map_err(|source| ServeError::Io {
+                what: "admin socket".into(),
+                source,
+            })?;
+        epoll
+            .add(&admin, EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_ADMIN))
+            .map_err(sys("epoll add admin"))?;
+        if let Some(stop) = &stop {
+            epoll
+                .add(stop, EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_STOP))
+                .map_err(sys("epoll add stop"))?;
+        }
+        let mut shell = Shell {
+            core,
+            epoll,
+            resources,
+            listeners: HashMap::new(),
+            clients: HashMap::new(),
+            deadlines: BTreeMap::new(),
+            admin,
+            admin_path,
+            admin_answer: None,
+            accepting: None,
+            stop,
+            spare_fd: open_spare_fd(),
+            failed_sends: VecDeque::new(),
+            depth: 0,
+            profile: cfg.profile,
+            faults: cfg.faults,
+            buf: vec![0; RECV_BUF],
+        };
+        let default = NamespaceConfig {
+            id: "default".into(),
+            ..NamespaceConfig::default()
+        };
+        for ns in std::iter::once(default).chain(cfg.namespaces) {
+            let id = ns.id.clone();
+            let answer = shell.admin_command(AdminCommand::NsAdd {
+                id: ns.id,
+                sock_name: ns.sock_name,
+                secret: ns.secret,
+            });
+            if let Err(reason) = answer {
+                shell.shutdown();
+                return Err(ServeError::Namespace { id, reason });
+            }
+        }
+        Ok(shell)
+    }
+
+    /// Runs the event loop until the stop fd becomes readable.
+    pub fn run(&mut self) -> Result<(), ServeError> {
+        let mut events = vec![EpollEvent::empty(); 256];
+        loop {
+            let timeout = self.next_timeout();
+            let n = match self.epoll.wait(&mut events, timeout) {
+                Ok(n) => n,
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(sys("epoll_wait")(e)),
+            };
+            for ev in &events[..n] {
+                let token = ev.data();
+                match token & TOKEN_KIND {
+                    TOKEN_STOP => {
+                        info!("stopping");
+                        return Ok(());
+                    }
+                    TOKEN_ADMIN => self.on_admin_ready(),
+                    TOKEN_LISTENER => self.on_listener_ready(NsIndex((token & 0xffff) as u16)),
+                    TOKEN_CLIENT => self.on_client_ready(token_socket(token), ev.events()),
+                    _ => {}
+                }
+            }
+            self.fire_deadlines();
+        }
+    }
+
+    fn next_timeout(&self) -> EpollTimeout {
+        match self.deadlines.values().min() {
+            None => EpollTimeout::NONE,
+            Some(at) => {
+                let ms = at
+                    .saturating_duration_since(Instant::now())
+                    .as_millis()
+                    .clamp(0, 60_000) as u16;
+                // Round up so the loop never spins on a deadline less than 1 ms away.
+                EpollTimeout::from(ms.saturating_add(1))
+            }
+        }
+    }
+
+    fn fire_deadlines(&mut self) {
+        let now = Instant::now();
+        let due: Vec<SocketId> = self
+            .deadlines
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(s, _)| *s)
+            .collect();
+        for sock in due {
+            self.deadlines.remove(&sock);
+            self.feed(Input::DeadlineExpired { sock });
+        }
+    }
+
+    /// Feeds one input to the core and performs what it asks. Sends that fail meanwhile are
+    /// reported once the whole batch is performed, so that no action of the batch finds its
+    /// worker already detached by a failure reported in the middle of it.
+    fn feed(&mut self, input: Input<'_>) {
+        self.depth += 1;
+        let actions = self.core.handle(input);
+        self.apply(actions);
+        self.depth -= 1;
+        if self.depth == 0 {
+            while let Some(sock) = self.failed_sends.pop_front() {
+                self.feed(Input::SendFailed { sock });
+            }
+        }
+    }
+
+    fn apply(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            self.perform(action);
+        }
+    }
+
+    fn perform(&mut self, action: Action) {
+        match action {
+            Action::Accepted(id) => {
+                if let Some((fd, _)) = self.accepting.take() {
+                    self.accepting = Some((fd, Ok(id)));
+                }
+            }
+            Action::Refuse => {
+                if let Some((fd, _)) = self.accepting.take() {
+                    self.accepting = Some((fd, Err(())));
+                }
+            }
+            Action::Send { sock, msg, fds } => self.send(sock, &msg, &fds),
+            Action::Close(sock) => {
+                self.deadlines.remove(&sock);
+                if let Some(fd) = self.clients.remove(&sock) {
+                    let _ = self.epoll.delete(&fd);
+                    debug!(%sock, fd = fd.as_raw_fd(), "closed");
+                }
+            }
+            Action::Listen { ns, name } => {
+                let result = sock::listen_seqpacket(&name)
+                    .map_err(|e| e.to_string())
+                    .and_then(|fd| {
+                        self.epoll
+                            .add(
+                                &fd,
+                                EpollEvent::new(
+                                    EpollFlags::EPOLLIN,
+                                    TOKEN_LISTENER | u64::from(ns.0),
+                                ),
+                            )
+                            .map_err(|e| format!("epoll: {e}"))?;
+                        self.listeners.insert(ns, Listener { fd, name });
+                        Ok(())
+                    });
+                self.feed(Input::Listened { ns, result });
+            }
+            Action::Unlisten { ns } => {
+                if let Some(l) = self.listeners.remove(&ns) {
+                    let _ = self.epoll.delete(&l.fd);
+                    unlink_socket(&l.name);
+                }
+            }
+            Action::CreateWorkerResources { worker, spec } => {
+                let result = self.resources.create_worker(worker, &spec);
+                self.feed(Input::WorkerResources { worker, result });
+            }
+            Action::CreateSegment(spec) => {
+                let id = spec.id;
+                let result = self.resources.create_segment(&spec);
+                self.feed(Input::SegmentCreated { id, result });
+            }
+            Action::PostCtrlEvent { worker, event } => {
+                match self.resources.post_ctrl_event(worker, &event) {
+                    Ok(()) | Err(resources::PostError::NoWorker) => {}
+                    // The app does not drain its queue; VPP postpones and marks it congested,
+                    // the reference drops the event and says so.
+                    Err(resources::PostError::Mq(sapi_shm::mq::MqError::Full)) => {
+                        warn!(%worker, "app mq full: control event dropped");
+                    }
+                    Err(e) => {
+                        warn!(%worker, error = %e, "cannot write into the app's mq");
+                        self.feed(Input::MqFailed { worker });
+                    }
+                }
+            }
+            Action::FreeSegment(id) => self.resources.free_segment(id),
+            Action::FreeWorker(key) => self.resources.free_worker(key),
+            Action::SetDeadline { sock, after } => {
+                self.deadlines.insert(sock, Instant::now() + after);
+            }
+            Action::ClearDeadline(sock) => {
+                self.deadlines.remove(&sock);
+            }
+            Action::AdminReply(r) => {
+                self.admin_answer = Some(r.map_err(|e| e.to_string()));
+            }
+        }
+    }
+
+    fn send(&mut self, sock: SocketId, msg: &Message, fds: &[sapi_core::FdRef]) {
+        let Some(fd) = self.clients.get(&sock) else {
+            return;
+        };
+        let bytes = match msg.encode(self.profile) {
+            Ok(b) => b,
+            Err(e) => {
+                error!(%sock, error = %e, "cannot encode reply");
+                return;
+            }
+        };
+        let mut len = MSG_LEN;
+        if self.faults.has(Fault::ShortReply) && matches!(msg, Message::AttachReply(_)) {
+            len -= 1;
+        }
+        let borrowed: Vec<BorrowedFd<'_>> =
+            fds.iter().filter_map(|f| self.resources.fd(*f)).collect();
+        if borrowed.len() != fds.len() {
+            error!(%sock, "an fd to send no longer exists");
+        }
+        if let Err(e) = sock::send_datagram(fd.as_raw_fd(), &bytes[..len], &borrowed) {
+            warn!(%sock, error = %e, "send failed");
+            self.failed_sends.push_back(sock);
+        }
+    }
+
+    fn on_listener_ready(&mut self, ns: NsIndex) {
+        // Accept everything pending; the listener is level-triggered so a cap is safe.
+        for _ in 0..64 {
+            let Some(l) = self.listeners.get(&ns) else {
+                return;
+            };
+            let (fd, peer) = match sock::accept(l.fd.as_fd()) {
+                Ok(x) => x,
+                Err(Errno::EAGAIN) => return,
+                Err(Errno::EMFILE | Errno::ENFILE) => {
+                    self.shed_connection(ns);
+                    continue;
+                }
+                Err(e) => {
+                    warn!(ns = ns.0, error = %e, "accept failed");
+                    return;
+                }
+            };
+            self.accepting = Some((fd, Err(())));
+            self.feed(Input::Accept { ns, peer });
+            let Some((fd, decision)) = self.accepting.take() else {
+                continue;
+            };
+            let Ok(id) = decision else { continue };
+            let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
+            if let Err(e) = self
+                .epoll
+                .add(&fd, EpollEvent::new(flags, client_token(id)))
+            {
+                warn!(%id, error = %e, "epoll add failed");
+                self.feed(Input::Closed { sock: id });
+                continue;
+            }
+            debug!(%id, fd = fd.as_raw_fd(), "registered");
+            self.clients.insert(id, fd);
+        }
+    }
+
+    /// Out of fds: the pending connection would keep the level-triggered listener readable
+    /// forever. Give back the spare fd, accept the connection and close it at once (its peer
+    /// sees EOF), then take the spare again.
+    fn shed_connection(&mut self, ns: NsIndex) {
+        warn!(ns = ns.0, "out of file descriptors: refusing a connection");
+        self.spare_fd = None;
+        if let Some(l) = self.listeners.get(&ns) {
+            let _ = sock::accept(l.fd.as_fd());
+        }
+        self.spare_fd = open_spare_fd();
+    }
+
+    fn on_client_ready(&mut self, sock: SocketId, events: EpollFlags) {
+        // Drain what is readable, then look at hang-up: a peer may send and close at once.
+        for _ in 0..64 {
+            let Some(fd) = self.clients.get(&sock) else {
+                return;
+            };
+            let raw = fd.as_raw_fd();
+            match sock::recv_datagram(raw, &mut self.buf) {
+                Ok(r) if r.len == 0 => {
+                    let hung_up = self
+                        .clients
+                        .get(&sock)
+                        .is_none_or(|fd| sock::peer_hung_up(fd.as_fd()));
+                    if hung_up {
+                        self.feed(Input::Closed { sock });
+                        return;
+                    }
+                    self.feed_datagram(sock, 0, r.truncated, r.ctrunc);
+                }
+                Ok(r) => self.feed_datagram(sock, r.len, r.truncated, r.ctrunc),
+                Err(Errno::EAGAIN) => break,
+                Err(Errno::EINTR) => continue,
+                Err(e) => {
+                    debug!(%sock, error = %e, "recv error");
+                    self.feed(Input::Closed { sock });
+                    return;
+                }
+            }
+        }
+        if events.intersects(EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR)
+            && self.clients.contains_key(&sock)
+        {
+            self.feed(Input::Closed { sock });
+        }
+    }
+
+    fn feed_datagram(&mut self, sock: SocketId, len: usize, truncated: bool, ctrunc: bool) {
+        let buf = std::mem::take(&mut self.buf);
+        self.feed(Input::Datagram {
+            sock,
+            bytes: &buf[..len],
+            truncated,
+            ctrunc,
+        });
+        self.buf = buf;
+    }
+
+    fn on_admin_ready(&mut self) {
+        let Ok((mut stream, _)) = self.admin.accept() else {
+            return;
+        };
+        let _ = stream.set_nonblocking(false);
+        let request = match admin::read_request(&mut stream) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = admin::write_answer(&mut stream, Err(&e.to_string()));
+                return;
+            }
+        };
+        let answer = self.answer_admin(&request);
+        let _ = admin::write_answer(&mut stream, answer.as_deref().map_err(String::as_str));
+    }
+
+    fn answer_admin(&mut self, request: &AdminRequest) -> Result<String, String> {
+        match self.admin_command(request.command.clone())? {
+            AdminOk::Done(text) => Ok(text + "\n"),
+            AdminOk::Snapshot(mut snap) => {
+                for ns in &mut snap.namespaces {
+                    for s in &mut ns.sockets {
+                        let id = SocketId {
+                            ns: NsIndex(ns.index),
+                            index: s.index,
+                        };
+                        s.fd = if s.index == 0 {
+                            self.listeners.get(&id.ns).map(|l| l.fd.as_raw_fd())
+                        } else {
+                            self.clients.get(&id).map(|fd| fd.as_raw_fd())
+                        };
+                    }
+                }
+                for app in &mut snap.apps {
+                    for w in &mut app.workers {
+                        w.mq_occupancy = self.resources.mq_occupancy(sapi_core::WorkerKey {
+                            app: sapi_core::AppIndex(app.index),
+                            wrk: w.index,
+                        });
+                    }
+                }
+                if request.json {
+                    serde_json::to_string_pretty(&snap)
+                        .map(|s| s + "\n")
+                        .map_err(|e| e.to_string())
+                } else {
+                    Ok(snap.render_text())
+                }
+            }
+        }
+    }
+
+    /// Runs one admin command through the core and returns its answer.
+    pub fn admin_command(&mut self, cmd: AdminCommand) -> Result<AdminOk, String> {
+        self.admin_answer = None;
+        self.feed(Input::Admin(cmd));
+        self.admin_answer
+            .take()
+            .unwrap_or_else(|| Err("the core gave no answer".into()))
+    }
+
+    /// The core, for tests and invariant checks.
+    pub fn core(&self) -> &Server {
+        &self.core
+    }
+
+    /// Closes every socket and unlinks every socket file the server created.
+    pub fn shutdown(&mut self) {
+        for (_, l) in self.listeners.drain() {
+            let _ = self.epoll.delete(&l.fd);
+            unlink_socket(&l.name);
+        }
+        self.clients.clear();
+        let _ = std::fs::remove_file(&self.admin_path);
+    }
+}
+
+impl Drop for Shell {
+    fn drop(&mut self) {
+        self.shutdown();
+        let _ = self.stop.take();
+    }
+}
+
+fn open_spare_fd() -> Option<OwnedFd> {
+    std::fs::File::open("/dev/null").ok().map(OwnedFd::from)
+}
+
+fn unlink_socket(name: &SocketName) {
+    if let SocketName::Path(p) = name {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+/// Starts a server and runs it until `stop` is readable; `ready` is called once every listener
+/// is up.
+pub fn serve(
+    cfg: ServeConfig,
+    stop: Option<OwnedFd>,
+    ready: impl FnOnce(&Shell),
+) -> Result<(), ServeError> {
+    let mut shell = Shell::new(cfg, stop)?;
+    ready(&shell);
+    let r = shell.run();
+    shell.shutdown();
+    r
+}

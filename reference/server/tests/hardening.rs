@@ -1,0 +1,421 @@
+//! The reference server under real faults: the kernel refusing fds and address space, sends that
+//! cannot complete, apps that corrupt their shared memory, peers it must not serve, many apps
+//! interleaved. Every fault is produced for real (rlimits, unread sockets, writes into the
+//! mapped segment); each test checks the affected app's outcome, that nothing leaks, and that
+//! other apps keep working.
+
+mod support;
+
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+
+use rstest::rstest;
+use sapi_shm::memory::Memory;
+use sapi_shm::segment::Segment;
+use sapi_wire::{AppName, Attach, AttachOptions, Message, OptionIndex};
+use support::*;
+
+/// Sets the soft limit of another process (the hard limit stays, so it can be raised again).
+fn prlimit(pid: u32, resource: libc::__rlimit_resource_t, soft: u64) {
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: reads the current limits into a local.
+    let rc = unsafe { libc::prlimit(pid as i32, resource, std::ptr::null(), &mut old) };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+    let lim = libc::rlimit {
+        rlim_cur: soft.min(old.rlim_max),
+        rlim_max: old.rlim_max,
+    };
+    // SAFETY: valid pointer to a local rlimit; the old value is not wanted.
+    let rc = unsafe { libc::prlimit(pid as i32, resource, &lim, std::ptr::null_mut()) };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
+fn attach_with(c: &Client, name: &str, options: AttachOptions) -> (i32, Vec<std::os::fd::OwnedFd>) {
+    c.send(&Message::Attach(Attach {
+        name: AppName::new(name.as_bytes()).expect("name"),
+        options,
+    }));
+    let r = c.recv();
+    match r.msg {
+        Message::AttachReply(a) => (a.retval, r.fds),
+        other => panic!("not an attach reply: {other:?}"),
+    }
+}
+
+fn attach_ok(server: &Server, name: &str) -> (Client, Vec<std::os::fd::OwnedFd>) {
+    let c = Client::connect(&server.socket_path());
+    let (rv, fds) = attach_with(&c, name, attach_options());
+    assert_eq!(rv, 0, "{name} attaches");
+    (c, fds)
+}
+
+fn apps(server: &Server) -> usize {
+    server.show()["apps"].as_array().map_or(0, Vec::len)
+}
+
+#[test]
+fn out_of_fds_answers_seg_create_or_eventfd_alloc_and_recovers() {
+    let server = Server::start("nofile", &[]);
+    let (_keep, _fds) = attach_ok(&server, "before-the-limit");
+    let baseline = server.fd_count();
+    // Room for a handful of fds more than the server holds now (+ the admin connection).
+    prlimit(server.pid(), libc::RLIMIT_NOFILE, baseline as u64 + 6);
+    let mut clients = Vec::new();
+    let mut outcomes = Vec::new();
+    for i in 0..8 {
+        let c = Client::connect(&server.socket_path());
+        let request = attach_msg(&format!("squeezed-{i}"))
+            .encode(sapi_wire::Profile::Head)
+            .expect("encodable");
+        let sent = c.try_send_bytes(&request);
+        match sent.ok().and_then(|_| c.recv_raw()) {
+            None => outcomes.push("shed".to_owned()),
+            Some((bytes, _fds)) => {
+                let msg = Message::decode(
+                    &bytes,
+                    sapi_wire::Profile::Head,
+                    sapi_wire::Direction::ServerToApp,
+                )
+                .expect("a valid reply");
+                let Message::AttachReply(a) = msg else {
+                    panic!("{msg:?}")
+                };
+                outcomes.push(a.retval.to_string());
+            }
+        }
+        clients.push(c);
+    }
+    // The first ones attach; then memfd or eventfd creation fails with its retval, and once
+    // no fd is left for the socket itself the connection is shed (EOF), never a crash or a spin.
+    println!(
+        "attach outcomes under RLIMIT_NOFILE {}: {outcomes:?}",
+        baseline + 6
+    );
+    assert_eq!(outcomes[0], "0", "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| o == "-25" || o == "-33" || o == "shed"),
+        "some attach must hit the limit: {outcomes:?}"
+    );
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| ["0", "-25", "-33", "shed"].contains(&o.as_str())),
+        "{outcomes:?}"
+    );
+    drop(clients);
+    prlimit(server.pid(), libc::RLIMIT_NOFILE, 65_536);
+    assert_eq!(server.await_fd_count(baseline), baseline, "nothing leaked");
+    let (_c, _f) = attach_ok(&server, "after-the-limit");
+}
+
+#[rstest]
+#[case::no_fd_for_the_eventfd(2, -33)]
+#[case::no_fd_for_the_memfd(1, -25)]
+fn each_missing_fd_answers_its_own_retval(#[case] room: u64, #[case] retval: i32) {
+    let server = Server::start("fd-room", &[]);
+    let baseline = server.fd_count();
+    // The kernel hands out the lowest free fd number and fails when it reaches the limit:
+    // leave room for the accepted socket only (1) or also for the memfd (2).
+    let used: std::collections::BTreeSet<u64> =
+        std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
+            .expect("fd dir")
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+    let free = (0..).filter(|n| !used.contains(n)).nth(room as usize - 1);
+    prlimit(
+        server.pid(),
+        libc::RLIMIT_NOFILE,
+        free.expect("a free number") + 1,
+    );
+    let c = Client::connect(&server.socket_path());
+    let (rv, fds) = attach_with(&c, "squeezed", attach_options());
+    assert_eq!(rv, retval);
+    assert!(fds.is_empty());
+    drop(c);
+    prlimit(server.pid(), libc::RLIMIT_NOFILE, 65_536);
+    assert_eq!(
+        server.await_fd_count(baseline),
+        baseline,
+        "nothing half-built is left"
+    );
+    assert_eq!(apps(&server), 0);
+    let (_c, _f) = attach_ok(&server, "after");
+}
+
+#[test]
+fn mmap_failure_answers_seg_create_and_small_apps_still_attach() {
+    let server = Server::start("as-limit", &[]);
+    let baseline = server.fd_count();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).expect("status");
+    let vm_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmSize:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .expect("VmSize");
+    // 256 MiB of address space to spare: a 1 GiB segment cannot be mapped, 1 MiB ones can.
+    prlimit(server.pid(), libc::RLIMIT_AS, (vm_kib << 10) + (256 << 20));
+    let c = Client::connect(&server.socket_path());
+    let (rv, fds) = attach_with(
+        &c,
+        "too-big",
+        AttachOptions::default().with(OptionIndex::SegmentSize, 1 << 30),
+    );
+    assert_eq!(rv, -25, "SESSION_E_SEG_CREATE");
+    assert!(fds.is_empty());
+    let (rv, _fds) = attach_with(&c, "fits", AttachOptions::default());
+    assert_eq!(rv, 0, "the same socket attaches a small app");
+    drop((c, _fds));
+    assert_eq!(server.await_fd_count(baseline), baseline);
+    assert_eq!(apps(&server), 0);
+}
+
+#[test]
+fn a_client_that_does_not_read_is_detached_when_its_socket_is_full() {
+    let server = Server::start("eagain", &[]);
+    let baseline = server.fd_count();
+    let (other, _other_fds) = attach_ok(&server, "bystander");
+    let (lazy, fds) = attach_ok(&server, "never-reads");
+    drop(fds);
+    let app = server.show()["apps"][1]["index"].as_u64().expect("index");
+    // Each segment add queues one SEND_FDS on the lazy client's socket. SEQPACKET sends count
+    // against the receiver's queue limit, so a non-blocking send soon fails with EAGAIN and
+    // the server must detach the app rather than block.
+    let mut adds = 0;
+    while apps(&server) == 2 {
+        assert!(adds < 256, "the server never gave up on the client");
+        let _ = std::process::Command::new(env!("CARGO_BIN_EXE_sapi-reference"))
+            .args(["segment", "add", "--app", &app.to_string(), "--runtime-dir"])
+            .arg(&server.dir)
+            .output();
+        adds += 1;
+    }
+    // What was queued is still readable, then EOF.
+    let mut queued = 0;
+    while lazy.recv_raw().is_some() {
+        queued += 1;
+    }
+    assert!(
+        queued > 0 && queued < adds,
+        "{queued} datagrams for {adds} adds"
+    );
+    drop(lazy);
+    // The bystander is untouched.
+    let w = Client::connect(&server.socket_path());
+    w.send(&Message::AddDelWorker(sapi_wire::AddDelWorker {
+        app_index: server.show()["apps"][0]["index"].as_u64().expect("index") as u32,
+        wrk_index: 0,
+        is_add: true,
+    }));
+    assert!(matches!(w.recv().msg, Message::AddDelWorkerReply(r) if r.retval == 0));
+    drop((w, other, _other_fds));
+    assert_eq!(server.await_fd_count(baseline), baseline);
+}
+
+#[test]
+fn a_peer_that_vanishes_before_its_reply_leaves_nothing() {
+    let server = Server::start("epipe", &[]);
+    let baseline = server.fd_count();
+    for i in 0..50 {
+        let c = Client::connect(&server.socket_path());
+        c.send(&attach_msg(&format!("gone-{i}")));
+        drop(c);
+    }
+    assert_eq!(server.await_fd_count(baseline), baseline);
+    assert_eq!(apps(&server), 0);
+    let (_c, _f) = attach_ok(&server, "still-serving");
+}
+
+/// Offsets inside the app mq (from its start) for a queue of 128: see shm-layouts §4.1.
+const N_RINGS: u64 = 0;
+const Q_TAIL: u64 = 8 + 92;
+const Q_MAXSIZE: u64 = 8 + 100;
+const RING1: u64 = 8 + 112 + 8 * 128 + 20 + 128 * 18;
+const RING_NITEMS: u64 = 4;
+const RING_TAIL: u64 = 12;
+const RING_ELSIZE: u64 = 16;
+
+#[rstest]
+#[case::no_rings(N_RINGS, 0)]
+#[case::zero_maxsize(Q_MAXSIZE, 0)]
+#[case::queue_tail_beyond_size(Q_TAIL, 0xffff)]
+#[case::ring_without_items(RING1 + RING_NITEMS, 0)]
+#[case::ring_elements_of_size_zero(RING1 + RING_ELSIZE, 0)]
+#[case::ring_tail_beyond_size(RING1 + RING_TAIL, 9999)]
+#[case::ring_larger_than_the_segment(RING1 + RING_NITEMS, 0x7fff_ffff)]
+fn an_app_that_corrupts_its_mq_is_detached_and_others_are_not(
+    #[case] field: u64,
+    #[case] value: u32,
+) {
+    let server = Server::start("hostile", &[]);
+    let baseline = server.fd_count();
+    let (bystander, _bfds) = attach_ok(&server, "bystander");
+    let c = Client::connect(&server.socket_path());
+    c.send(&Message::Attach(Attach {
+        name: AppName::new(b"vandal").expect("name"),
+        options: AttachOptions::default(),
+    }));
+    let reply = c.recv();
+    let Message::AttachReply(r) = reply.msg else {
+        panic!()
+    };
+    let mut fds = reply.fds.into_iter();
+    let _mqs = fds.next();
+    let seg = Segment::attach(fds.next().expect("segment")).expect("map");
+    seg.write(r.app_mq + field, &value.to_le_bytes())
+        .expect("in bounds");
+    server.admin(&["segment", "add", "--app", &r.app_index.to_string()]);
+    // The fd went out first (SEND_FDS), then the event could not be posted: detached.
+    let first = c.recv_raw();
+    assert!(first.is_some(), "SEND_FDS precedes the mq write");
+    assert!(c.recv_raw().is_none(), "then EOF: the vandal is detached");
+    assert_eq!(apps(&server), 1, "only the bystander is left");
+    drop((c, seg, first));
+    // The bystander still works: its own segment add arrives.
+    let idx = server.show()["apps"][0]["index"].as_u64().expect("index");
+    server.admin(&["segment", "add", "--app", &idx.to_string()]);
+    assert!(matches!(bystander.recv().msg, Message::SendFds));
+    drop((bystander, _bfds));
+    assert_eq!(server.await_fd_count(baseline), baseline);
+}
+
+#[test]
+fn allow_uid_refuses_other_users_and_admits_listed_ones() {
+    let me = nix::unistd::geteuid().as_raw();
+    let other = (me + 4242).to_string();
+    let strict = Server::start("acl-refuse", &["--allow-uid", &other]);
+    let c = Client::connect(&strict.socket_path());
+    c.send(&attach_msg("outsider"));
+    assert!(
+        c.recv_raw().is_none(),
+        "refused: the server closed the socket"
+    );
+    assert_eq!(apps(&strict), 0);
+
+    let me = me.to_string();
+    let open = Server::start("acl-admit", &["--allow-uid", &other, "--allow-uid", &me]);
+    let (_c, _f) = attach_ok(&open, "insider");
+    let peer = &open.show()["namespaces"][0]["sockets"][1]["peer"];
+    assert_eq!(
+        peer["uid"].as_u64(),
+        Some(u64::from(nix::unistd::geteuid().as_raw()))
+    );
+    assert_eq!(peer["pid"].as_u64(), Some(u64::from(std::process::id())));
+}
+
+#[test]
+fn namespace_secrets_are_ignored_by_default_and_enforced_on_request() {
+    let attach_in = |server: &Server, secret: u64| {
+        let c = Client::connect(&server.dir.join("app_ns_sockets/blue"));
+        attach_with(
+            &c,
+            "secretive",
+            AttachOptions::default().with(OptionIndex::NamespaceSecret, secret),
+        )
+        .0
+    };
+    let faithful = Server::start("secret-default", &["--namespace", "blue,secret=7"]);
+    assert_eq!(attach_in(&faithful, 8), 0, "VPP ignores the secret");
+    let strict = Server::start(
+        "secret-enforced",
+        &["--namespace", "blue,secret=7", "--enforce-ns-secret"],
+    );
+    assert_eq!(attach_in(&strict, 8), -38, "SESSION_E_WRONG_NS_SECRET");
+    assert_eq!(attach_in(&strict, 7), 0);
+}
+
+#[test]
+fn fds_of_100_interleaved_apps_reach_the_right_socket() {
+    raise_nofile();
+    let server = Server::start("interleaved", &[]);
+    let clients: Vec<Client> = (0..100)
+        .map(|_| Client::connect(&server.socket_path()))
+        .collect();
+    // Every request is in flight before any reply is read.
+    for (i, c) in clients.iter().enumerate() {
+        c.send(&attach_msg(&format!("interleaved-{i}")));
+    }
+    let replies: Vec<Reply> = clients.iter().map(Client::recv).collect();
+    // The server's own memfds, by name → inode.
+    let mut server_inodes = std::collections::HashMap::new();
+    for entry in std::fs::read_dir(format!("/proc/{}/fd", server.pid())).expect("fd dir") {
+        let path = entry.expect("entry").path();
+        let target = std::fs::read_link(&path).unwrap_or_default();
+        if let Some(name) = target.to_string_lossy().strip_prefix("/memfd:")
+            && let Ok(meta) = std::fs::metadata(&path)
+        {
+            let name = name.trim_end_matches(" (deleted)").to_owned();
+            server_inodes.insert(name, meta.ino());
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for r in &replies {
+        let Message::AttachReply(a) = r.msg else {
+            panic!()
+        };
+        assert_eq!(a.retval, 0);
+        let seg = &r.fds[1];
+        let name = format!("seg-{}-0-0", a.app_index);
+        let ino = std::fs::metadata(format!("/proc/self/fd/{}", seg.as_raw_fd()))
+            .expect("stat")
+            .ino();
+        assert_eq!(
+            server_inodes.get(&name),
+            Some(&ino),
+            "app {} got a segment that is not its own",
+            a.app_index
+        );
+        assert!(seen.insert(ino), "one segment handed to two apps");
+    }
+}
+
+fn soak(cycles: usize) {
+    let server = Server::start("soak", &[]);
+    let (_warm, _f) = attach_ok(&server, "warm-up");
+    let rss = |pid: u32| -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            })
+            .unwrap_or(0)
+    };
+    let fds0 = server.fd_count();
+    let rss0 = rss(server.pid());
+    let start = std::time::Instant::now();
+    for i in 0..cycles {
+        let c = Client::connect(&server.socket_path());
+        let (rv, fds) = attach_with(&c, "soak", AttachOptions::default());
+        assert_eq!(rv, 0, "cycle {i}");
+        drop((c, fds));
+    }
+    let fds1 = server.await_fd_count(fds0);
+    let rss1 = rss(server.pid());
+    println!(
+        "soak: {cycles} attach/detach cycles in {:?}: server fds {fds0} -> {fds1}, RSS {rss0} kB -> {rss1} kB",
+        start.elapsed()
+    );
+    assert_eq!(fds1, fds0, "fd count flat");
+    assert!(
+        rss1 < rss0 + 8 * 1024,
+        "RSS grew by more than 8 MiB: {rss0} -> {rss1} kB"
+    );
+}
+
+#[test]
+fn soak_5000_cycles() {
+    soak(5_000);
+}
+
+/// `cargo test --release -p sapi-reference --test server_hardening -- --ignored soak_100k --nocapture`
+#[test]
+#[ignore = "long soak; run by hand (see README)"]
+fn soak_100k() {
+    soak(100_000);
+}

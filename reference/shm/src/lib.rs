@@ -1,0 +1,30 @@
+//! What an application maps after attaching: memfd segments, the message queue and the byte
+//! fifo, byte-compatible with VPP HEAD (`shared/spec/shm-layouts.md`).
+//!
+//! Platform assumptions for every layout here: x86_64 Linux, glibc, LP64, little-endian,
+//! 64-byte cache lines (`CLIB_CACHE_LINE_BYTES` = 64), glibc `pthread_mutex_t` = 40 bytes and
+//! `pthread_cond_t` = 48 bytes. aarch64 VPP builds with 128-byte cache lines are not covered.
+//!
+//! Rooms:
+//! * [`sync`] — the only place that knows about `loom`.
+//! * [`memory`] — byte-addressed storage ([`memory::Memory`]): a real mapping or a heap model.
+//! * [`layout`] — `#[repr(C)]` mirrors of VPP's structs and the offsets derived from them.
+//! * [`segment`] — memfd segments: create, attach, own fd + mapping.
+//! * [`alloc`] — the fifo-segment header: bump allocator and chunk free lists.
+//! * [`copy`] — the bulk copy into and out of segments, fast at any address alignment.
+//! * [`mq`] — the message queue (handles + rings), both signalling modes.
+//! * [`fifo`] — the SPSC byte fifo with chunk growth.
+//!
+//! The mq, fifo and allocator algorithms are generic over [`memory::Memory`], so the exact
+//! code run over mapped segments is the code the `sapi-loom` models check over heap memory.
+
+pub mod alloc;
+pub mod copy;
+pub mod fifo;
+pub mod layout;
+pub mod memory;
+pub mod mq;
+pub mod segment;
+pub mod sync;
+
+pub use segment::{Segment, SegmentError, SegmentLayout};

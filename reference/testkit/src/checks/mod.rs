@@ -1,0 +1,7 @@
+//! The fuzz targets' checks: each takes raw fuzzer bytes, never fails to read them, and panics
+//! only on a finding.
+
+pub mod conformance_readers;
+pub mod shm_ops;
+
+pub use crate::sim::check_wire_decode as wire_decode;
