@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 /// One deliberate deviation from the protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Fault {
+pub enum InjectedFault {
     /// ATTACH_REPLY carries the app segment before the mqs segment.
     WrongFdOrder,
     /// ATTACH_REPLY announces the mq eventfd (flag and count) but does not send it.
@@ -24,46 +24,46 @@ pub enum Fault {
     BadRingSize,
 }
 
-impl Fault {
+impl InjectedFault {
     /// Every fault, in the order `--inject-fault list` prints them.
-    pub const ALL: [Fault; 6] = [
-        Fault::WrongFdOrder,
-        Fault::MissingEventfd,
-        Fault::NoCrashDetach,
-        Fault::ShortReply,
-        Fault::WrongRetval,
-        Fault::BadRingSize,
+    pub const ALL: [InjectedFault; 6] = [
+        InjectedFault::WrongFdOrder,
+        InjectedFault::MissingEventfd,
+        InjectedFault::NoCrashDetach,
+        InjectedFault::ShortReply,
+        InjectedFault::WrongRetval,
+        InjectedFault::BadRingSize,
     ];
 
     /// The command-line name.
     pub fn name(self) -> &'static str {
         match self {
-            Fault::WrongFdOrder => "wrong-fd-order",
-            Fault::MissingEventfd => "missing-eventfd",
-            Fault::NoCrashDetach => "no-crash-detach",
-            Fault::ShortReply => "short-reply",
-            Fault::WrongRetval => "wrong-retval",
-            Fault::BadRingSize => "bad-ring-size",
+            InjectedFault::WrongFdOrder => "wrong-fd-order",
+            InjectedFault::MissingEventfd => "missing-eventfd",
+            InjectedFault::NoCrashDetach => "no-crash-detach",
+            InjectedFault::ShortReply => "short-reply",
+            InjectedFault::WrongRetval => "wrong-retval",
+            InjectedFault::BadRingSize => "bad-ring-size",
         }
     }
 }
 
-impl fmt::Display for Fault {
+impl fmt::Display for InjectedFault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
 }
 
-/// A fault name that is not in [`Fault::ALL`].
+/// A fault name that is not in [`InjectedFault::ALL`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("unknown fault {0:?} (see --inject-fault list)")]
 pub struct UnknownFault(pub String);
 
-impl FromStr for Fault {
+impl FromStr for InjectedFault {
     type Err = UnknownFault;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Fault::ALL
+        InjectedFault::ALL
             .into_iter()
             .find(|f| f.name() == s)
             .ok_or_else(|| UnknownFault(s.to_owned()))
@@ -72,16 +72,16 @@ impl FromStr for Fault {
 
 /// The set of enabled faults.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Faults(u8);
+pub struct InjectedFaults(u8);
 
-impl Faults {
+impl InjectedFaults {
     /// Enables `fault`.
-    pub fn insert(&mut self, fault: Fault) {
+    pub fn insert(&mut self, fault: InjectedFault) {
         self.0 |= 1 << fault as u8;
     }
 
     /// Whether `fault` is enabled.
-    pub fn has(self, fault: Fault) -> bool {
+    pub fn has(self, fault: InjectedFault) -> bool {
         self.0 & (1 << fault as u8) != 0
     }
 }

@@ -17,7 +17,7 @@ pub use event::{
     Action, AdminCommand, AdminError, AdminOk, CtrlEvent, FdRef, Input, PeerCred, ResourceError,
     SegmentSpec, SocketName, WorkerResources, WorkerResourcesReady,
 };
-pub use fault::{Fault, Faults, UnknownFault};
+pub use fault::{InjectedFault, InjectedFaults, UnknownFault};
 pub use ids::{AppIndex, NsIndex, SegmentId, SocketId, WorkerKey, segment_handle};
 pub use server::{
     AccessPolicy, CERTKEY_DATA_TIMEOUT, Config, Counts, DEFAULT_EVT_QUEUE_SIZE,

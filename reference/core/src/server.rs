@@ -32,7 +32,7 @@ use super::event::{
     Action, AdminCommand, AdminError, AdminOk, CtrlEvent, FdRef, Input, PeerCred, ResourceError,
     SegmentSpec, SocketName, WorkerResources, WorkerResourcesReady,
 };
-use super::fault::{Fault, Faults};
+use super::fault::{InjectedFault, InjectedFaults};
 use super::ids::{AppIndex, NsIndex, SegmentId, SocketId, WorkerKey, segment_handle};
 use super::snapshot::{AppView, NamespaceView, SegmentView, Snapshot, SocketView, WorkerView};
 
@@ -67,7 +67,7 @@ pub struct Config {
     /// Directory under which `app_ns_sockets/<id>` are created.
     pub runtime_dir: PathBuf,
     /// Test-only deviations.
-    pub faults: Faults,
+    pub faults: InjectedFaults,
     /// Who may connect (opt-in; VPP lets anyone with access to the socket file in).
     pub access: AccessPolicy,
     /// Refuse an ATTACH whose NAMESPACE_SECRET differs from the namespace's (opt-in; VPP
@@ -132,7 +132,7 @@ struct App {
 struct Worker {
     socket: SocketId,
     segment_manager: u32,
-    segments: Vec<Segment>,
+    segments: Vec<WorkerSegment>,
     next_segment_index: u32,
     eventfd: bool,
     mq_offset: u64,
@@ -141,7 +141,7 @@ struct Worker {
 }
 
 #[derive(Debug)]
-struct Segment {
+struct WorkerSegment {
     id: SegmentId,
     handle: u64,
     name: String,
@@ -313,7 +313,7 @@ impl Server {
     fn on_closed(&mut self, sock: SocketId) {
         let Some(s) = self.socket(sock) else { return };
         let workers = s.workers.clone();
-        if self.cfg.faults.has(Fault::NoCrashDetach) && !workers.is_empty() {
+        if self.cfg.faults.has(InjectedFault::NoCrashDetach) && !workers.is_empty() {
             // The fault: leave every worker in place, pointing at a dead socket.
             if let Some(s) = self.socket_mut(sock) {
                 s.workers.clear();
@@ -442,7 +442,7 @@ impl Server {
     fn on_attach(&mut self, sock: SocketId, mut req: Attach) {
         let Some(s) = self.socket(sock) else { return };
         if !s.workers.is_empty() {
-            let err = if self.cfg.faults.has(Fault::WrongRetval) {
+            let err = if self.cfg.faults.has(InjectedFault::WrongRetval) {
                 SapiError::NoApp
             } else {
                 SapiError::AppAttached
@@ -532,7 +532,7 @@ impl Server {
         let worker = Worker {
             socket: sock,
             segment_manager,
-            segments: vec![Segment {
+            segments: vec![WorkerSegment {
                 id: segment.id,
                 handle: segment_handle(segment_manager, 0),
                 name: segment.name.clone(),
@@ -630,7 +630,7 @@ impl Server {
         }
         if eventfd {
             flags |= FdFlags::MQ_EVENTFD;
-            if !(self.cfg.faults.has(Fault::MissingEventfd)
+            if !(self.cfg.faults.has(InjectedFault::MissingEventfd)
                 && matches!(pending, PendingReply::Attach))
             {
                 fds.push(FdRef::WorkerEventfd(key));
@@ -639,7 +639,7 @@ impl Server {
         let msg = match pending {
             PendingReply::Attach => {
                 flags |= FdFlags::VPP_MQ_SEGMENT;
-                if self.cfg.faults.has(Fault::WrongFdOrder) {
+                if self.cfg.faults.has(InjectedFault::WrongFdOrder) {
                     fds.insert(1, FdRef::VppMqsSegment);
                 } else {
                     fds.insert(0, FdRef::VppMqsSegment);
@@ -1042,7 +1042,7 @@ impl Server {
         };
         let handle = segment_handle(worker.segment_manager, worker.next_segment_index);
         worker.next_segment_index += 1;
-        worker.segments.push(Segment {
+        worker.segments.push(WorkerSegment {
             id,
             handle,
             name: name.clone(),

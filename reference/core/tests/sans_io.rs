@@ -3,9 +3,9 @@
 
 use rstest::rstest;
 use sapi_core::{
-    Action, AdminCommand, AdminError, AdminOk, Config, Counts, CtrlEvent, Fault, Faults, FdRef,
-    Input, NsIndex, PeerCred, ResourceError, SegmentId, Server, SocketId, WorkerKey,
-    WorkerResourcesReady,
+    Action, AdminCommand, AdminError, AdminOk, Config, Counts, CtrlEvent, FdRef, InjectedFault,
+    InjectedFaults, Input, NsIndex, PeerCred, ResourceError, SegmentId, Server, SocketId,
+    WorkerKey, WorkerResourcesReady,
 };
 use sapi_wire::{
     AddDelCertKey, AddDelWorker, AppName, AppOptionFlags, Attach, AttachOptions, FdFlags, MSG_LEN,
@@ -30,10 +30,10 @@ const MQ_OFFSET: u64 = 0x140;
 
 impl Sim {
     fn new(profile: Profile) -> Self {
-        Self::with_faults(profile, Faults::default())
+        Self::with_faults(profile, InjectedFaults::default())
     }
 
-    fn with_faults(profile: Profile, faults: Faults) -> Self {
+    fn with_faults(profile: Profile, faults: InjectedFaults) -> Self {
         let core = Server::new(Config {
             profile,
             vpp_workers: 0,
@@ -244,8 +244,8 @@ fn second_attach_on_a_socket_is_app_attached(#[case] profile: Profile, #[case] r
 
 #[test]
 fn wrong_retval_fault_changes_the_number() {
-    let mut faults = Faults::default();
-    faults.insert(Fault::WrongRetval);
+    let mut faults = InjectedFaults::default();
+    faults.insert(InjectedFault::WrongRetval);
     let mut sim = Sim::with_faults(Profile::Head, faults);
     let s = sim.connect(0);
     sim.attach_ok(s);
@@ -332,8 +332,8 @@ fn never_attached_socket_is_freed_on_close() {
 
 #[test]
 fn no_crash_detach_fault_keeps_the_app() {
-    let mut faults = Faults::default();
-    faults.insert(Fault::NoCrashDetach);
+    let mut faults = InjectedFaults::default();
+    faults.insert(InjectedFault::NoCrashDetach);
     let mut sim = Sim::with_faults(Profile::Head, faults);
     let s = sim.connect(0);
     sim.attach_ok(s);

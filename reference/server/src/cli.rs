@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::shell::admin::{AdminRequest, request};
 use crate::shell::{NamespaceConfig, ServeConfig, serve};
-use sapi_core::{AccessPolicy, AdminCommand, Fault, Faults};
+use sapi_core::{AccessPolicy, AdminCommand, InjectedFault, InjectedFaults};
 use sapi_wire::Profile;
 
 #[derive(Parser, Debug)]
@@ -286,14 +286,14 @@ struct ServeArgs {
 
 fn run_serve(args: ServeArgs, namespaces: &[String], fault_names: &[String]) -> ExitCode {
     if fault_names.iter().any(|f| f == "list") {
-        for f in Fault::ALL {
+        for f in InjectedFault::ALL {
             println!("{f}");
         }
         return ExitCode::SUCCESS;
     }
-    let mut faults = Faults::default();
+    let mut faults = InjectedFaults::default();
     for name in fault_names {
-        match name.parse::<Fault>() {
+        match name.parse::<InjectedFault>() {
             Ok(f) => faults.insert(f),
             Err(e) => {
                 eprintln!("sapi-reference: --inject-fault: {e}");

@@ -20,7 +20,7 @@
 
 use super::alloc::FifoSegmentView;
 use super::layout::{fifo as l, fsh};
-use super::memory::{Fault, Memory};
+use super::memory::{Memory, OutOfBounds};
 use super::segment::SegmentError;
 use super::sync::{Atomic, Ordering, fence};
 
@@ -61,7 +61,7 @@ pub enum FifoError {
     Segment(#[from] SegmentError),
     /// An access outside the segment.
     #[error(transparent)]
-    Fault(#[from] Fault),
+    OutOfBounds(#[from] OutOfBounds),
 }
 
 #[inline]
@@ -174,7 +174,7 @@ pub fn create_at<M: Memory>(
     Ok(f)
 }
 
-fn free_hdr_link<M: Memory>(mem: &M, slice_off: u64) -> Result<u64, Fault> {
+fn free_hdr_link<M: Memory>(mem: &M, slice_off: u64) -> Result<u64, OutOfBounds> {
     mem.read_u64(slice_off + fsh::SLICE_FREE_FIFOS)
 }
 

@@ -13,7 +13,7 @@
 //! that ships is the code that `loom` explores.
 //!
 //! Must never: hand out a reference or pointer outside the region, or perform an unaligned
-//! atomic access — every access is bounds- and alignment-checked and fails with a [`Fault`]
+//! atomic access — every access is bounds- and alignment-checked and fails with an [`OutOfBounds`]
 //! that carries the offending offset, because offsets come from peer-writable memory.
 
 use std::collections::BTreeMap;
@@ -26,7 +26,7 @@ use super::sync::{self, Atomic, DataCell};
 #[error(
     "access of {len} bytes at offset {offset:#x} is outside the {size:#x}-byte region or misaligned"
 )]
-pub struct Fault {
+pub struct OutOfBounds {
     /// Offset of the access from the fifo-segment header.
     pub offset: u64,
     /// Length of the access.
@@ -52,13 +52,13 @@ pub trait Memory {
         self.len() == 0
     }
     /// The 4-byte-aligned atomic word at `off`.
-    fn atomic_u32(&self, off: u64) -> Result<&Self::A32, Fault>;
+    fn atomic_u32(&self, off: u64) -> Result<&Self::A32, OutOfBounds>;
     /// The 8-byte-aligned atomic word at `off`.
-    fn atomic_u64(&self, off: u64) -> Result<&Self::A64, Fault>;
+    fn atomic_u64(&self, off: u64) -> Result<&Self::A64, OutOfBounds>;
     /// Copies plain bytes out of the region.
-    fn read(&self, off: u64, dst: &mut [u8]) -> Result<(), Fault>;
+    fn read(&self, off: u64, dst: &mut [u8]) -> Result<(), OutOfBounds>;
     /// Copies plain bytes into the region.
-    fn write(&self, off: u64, src: &[u8]) -> Result<(), Fault>;
+    fn write(&self, off: u64, src: &[u8]) -> Result<(), OutOfBounds>;
     /// log2 of the smallest fifo chunk: 12 (4 KiB) in every real segment. Models may shrink
     /// it so that per-byte race tracking stays affordable; the algorithms do not change.
     fn min_chunk_log2(&self) -> u32 {
@@ -66,10 +66,10 @@ pub trait Memory {
     }
 
     /// Fails unless `off..off+len` lies inside the region.
-    fn check(&self, off: u64, len: u64) -> Result<(), Fault> {
+    fn check(&self, off: u64, len: u64) -> Result<(), OutOfBounds> {
         match off.checked_add(len) {
             Some(end) if end <= self.len() => Ok(()),
-            _ => Err(Fault {
+            _ => Err(OutOfBounds {
                 offset: off,
                 len,
                 size: self.len(),
@@ -77,33 +77,33 @@ pub trait Memory {
         }
     }
     /// Plain little-endian `u8` read.
-    fn read_u8(&self, off: u64) -> Result<u8, Fault> {
+    fn read_u8(&self, off: u64) -> Result<u8, OutOfBounds> {
         let mut b = [0u8; 1];
         self.read(off, &mut b)?;
         Ok(b[0])
     }
     /// Plain little-endian `u32` read.
-    fn read_u32(&self, off: u64) -> Result<u32, Fault> {
+    fn read_u32(&self, off: u64) -> Result<u32, OutOfBounds> {
         let mut b = [0u8; 4];
         self.read(off, &mut b)?;
         Ok(u32::from_le_bytes(b))
     }
     /// Plain little-endian `u64` read.
-    fn read_u64(&self, off: u64) -> Result<u64, Fault> {
+    fn read_u64(&self, off: u64) -> Result<u64, OutOfBounds> {
         let mut b = [0u8; 8];
         self.read(off, &mut b)?;
         Ok(u64::from_le_bytes(b))
     }
     /// Plain `u8` write.
-    fn write_u8(&self, off: u64, v: u8) -> Result<(), Fault> {
+    fn write_u8(&self, off: u64, v: u8) -> Result<(), OutOfBounds> {
         self.write(off, &[v])
     }
     /// Plain little-endian `u32` write.
-    fn write_u32(&self, off: u64, v: u32) -> Result<(), Fault> {
+    fn write_u32(&self, off: u64, v: u32) -> Result<(), OutOfBounds> {
         self.write(off, &v.to_le_bytes())
     }
     /// Plain little-endian `u64` write.
-    fn write_u64(&self, off: u64, v: u64) -> Result<(), Fault> {
+    fn write_u64(&self, off: u64, v: u64) -> Result<(), OutOfBounds> {
         self.write(off, &v.to_le_bytes())
     }
 }
@@ -149,17 +149,17 @@ impl RawRegion {
     }
 
     /// Address of the byte at `off` (not dereferenced).
-    pub fn addr(&self, off: u64) -> Result<*mut u8, Fault> {
+    pub fn addr(&self, off: u64) -> Result<*mut u8, OutOfBounds> {
         self.check(off, 0)?;
         // SAFETY: off <= len, so the result is inside or one past the mapping.
         Ok(unsafe { self.base.as_ptr().add(off as usize) })
     }
 
     #[inline]
-    fn aligned(&self, off: u64, size: u64) -> Result<*mut u8, Fault> {
+    fn aligned(&self, off: u64, size: u64) -> Result<*mut u8, OutOfBounds> {
         self.check(off, size)?;
         if !off.is_multiple_of(size) {
-            return Err(Fault {
+            return Err(OutOfBounds {
                 offset: off,
                 len: size,
                 size: self.len,
@@ -180,7 +180,7 @@ impl Memory for RawRegion {
     }
 
     #[inline]
-    fn atomic_u32(&self, off: u64) -> Result<&Self::A32, Fault> {
+    fn atomic_u32(&self, off: u64) -> Result<&Self::A32, OutOfBounds> {
         let p = self.aligned(off, 4)?;
         // SAFETY: in bounds, 4-aligned (base is 8-aligned), mapped for the region's life;
         // the location is only ever accessed atomically by this crate and by VPP.
@@ -188,14 +188,14 @@ impl Memory for RawRegion {
     }
 
     #[inline]
-    fn atomic_u64(&self, off: u64) -> Result<&Self::A64, Fault> {
+    fn atomic_u64(&self, off: u64) -> Result<&Self::A64, OutOfBounds> {
         let p = self.aligned(off, 8)?;
         // SAFETY: as for `atomic_u32`, with 8-byte alignment.
         Ok(unsafe { std::sync::atomic::AtomicU64::from_ptr(p.cast()) })
     }
 
     #[inline]
-    fn read(&self, off: u64, dst: &mut [u8]) -> Result<(), Fault> {
+    fn read(&self, off: u64, dst: &mut [u8]) -> Result<(), OutOfBounds> {
         self.check(off, dst.len() as u64)?;
         // SAFETY: in bounds; dst is a distinct Rust buffer so they cannot overlap.
         unsafe {
@@ -209,7 +209,7 @@ impl Memory for RawRegion {
     }
 
     #[inline]
-    fn write(&self, off: u64, src: &[u8]) -> Result<(), Fault> {
+    fn write(&self, off: u64, src: &[u8]) -> Result<(), OutOfBounds> {
         self.check(off, src.len() as u64)?;
         // SAFETY: in bounds; src is a distinct Rust buffer so they cannot overlap.
         unsafe {
@@ -314,10 +314,10 @@ impl Memory for HeapMemory {
         self.min_chunk_log2
     }
 
-    fn atomic_u32(&self, off: u64) -> Result<&Self::A32, Fault> {
+    fn atomic_u32(&self, off: u64) -> Result<&Self::A32, OutOfBounds> {
         self.check(off, 4)?;
         if !off.is_multiple_of(4) {
-            return Err(Fault {
+            return Err(OutOfBounds {
                 offset: off,
                 len: 4,
                 size: self.len(),
@@ -331,10 +331,10 @@ impl Memory for HeapMemory {
         Ok(unsafe { &*p })
     }
 
-    fn atomic_u64(&self, off: u64) -> Result<&Self::A64, Fault> {
+    fn atomic_u64(&self, off: u64) -> Result<&Self::A64, OutOfBounds> {
         self.check(off, 8)?;
         if !off.is_multiple_of(8) {
-            return Err(Fault {
+            return Err(OutOfBounds {
                 offset: off,
                 len: 8,
                 size: self.len(),
@@ -348,7 +348,7 @@ impl Memory for HeapMemory {
         Ok(unsafe { &*p })
     }
 
-    fn read(&self, off: u64, dst: &mut [u8]) -> Result<(), Fault> {
+    fn read(&self, off: u64, dst: &mut [u8]) -> Result<(), OutOfBounds> {
         self.check(off, dst.len() as u64)?;
         self.assert_plain(off, dst.len() as u64);
         let cells = &self.cells[off as usize..off as usize + dst.len()];
@@ -359,7 +359,7 @@ impl Memory for HeapMemory {
         Ok(())
     }
 
-    fn write(&self, off: u64, src: &[u8]) -> Result<(), Fault> {
+    fn write(&self, off: u64, src: &[u8]) -> Result<(), OutOfBounds> {
         self.check(off, src.len() as u64)?;
         self.assert_plain(off, src.len() as u64);
         let cells = &self.cells[off as usize..off as usize + src.len()];

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use super::alloc::FifoSegmentView;
 use super::layout::mq as l;
-use super::memory::{Fault, Memory};
+use super::memory::{Memory, OutOfBounds};
 use super::segment::{Segment, SegmentError};
 use super::sync::{self, Atomic, Ordering};
 
@@ -171,7 +171,7 @@ pub enum MqError {
     Segment(#[from] SegmentError),
     /// An access outside the segment.
     #[error(transparent)]
-    Fault(#[from] Fault),
+    OutOfBounds(#[from] OutOfBounds),
 }
 
 /// A message handle (`svm_msg_q_msg_t`): which ring element holds the body.
@@ -1231,7 +1231,7 @@ impl<'m, M: Memory, S: Signal> MqProducer<'m, M, S> {
 
 /// What [`MqConsumer::try_recv`] delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Received {
+pub struct Delivered {
     /// Ring the message came from.
     pub ring: u32,
     /// Bytes copied (the ring's element size, or the buffer length if shorter).
@@ -1407,11 +1407,11 @@ impl<'m, M: Memory, S: Signal> MqConsumer<'m, M, S> {
     }
 
     /// Dequeues, copies and frees one message without blocking.
-    pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<Received, MqError> {
+    pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<Delivered, MqError> {
         let msg = self.try_dequeue()?;
         let len = self.read(msg, buf)?;
         self.free(msg)?;
-        Ok(Received {
+        Ok(Delivered {
             ring: msg.ring,
             len,
         })
@@ -1436,7 +1436,11 @@ impl<'m, M: Memory, S: Signal> MqConsumer<'m, M, S> {
     }
 
     /// Receives one message, waiting up to `timeout` (forever if `None`).
-    pub fn recv(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> Result<Received, MqError> {
+    pub fn recv(
+        &mut self,
+        buf: &mut [u8],
+        timeout: Option<Duration>,
+    ) -> Result<Delivered, MqError> {
         let deadline = deadline(timeout);
         loop {
             match self.try_recv(buf) {

@@ -20,7 +20,7 @@ use std::ptr::NonNull;
 
 use super::alloc::{self, FifoSegmentView};
 use super::layout::{fsh, ssvm};
-use super::memory::{Fault, Memory, RawRegion};
+use super::memory::{Memory, OutOfBounds, RawRegion};
 
 /// Errors creating, attaching to or allocating in a segment.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,7 +104,7 @@ pub enum SegmentError {
     },
     /// An access outside the segment.
     #[error(transparent)]
-    Fault(#[from] Fault),
+    OutOfBounds(#[from] OutOfBounds),
 }
 
 fn sys(op: &'static str) -> SegmentError {
@@ -518,31 +518,31 @@ impl Memory for Segment {
         self.region.len()
     }
     #[inline]
-    fn atomic_u32(&self, off: u64) -> Result<&Self::A32, Fault> {
+    fn atomic_u32(&self, off: u64) -> Result<&Self::A32, OutOfBounds> {
         self.region.atomic_u32(off)
     }
     #[inline]
-    fn atomic_u64(&self, off: u64) -> Result<&Self::A64, Fault> {
+    fn atomic_u64(&self, off: u64) -> Result<&Self::A64, OutOfBounds> {
         self.region.atomic_u64(off)
     }
     #[inline]
-    fn read(&self, off: u64, dst: &mut [u8]) -> Result<(), Fault> {
+    fn read(&self, off: u64, dst: &mut [u8]) -> Result<(), OutOfBounds> {
         self.region.read(off, dst)
     }
     #[inline]
-    fn write(&self, off: u64, src: &[u8]) -> Result<(), Fault> {
+    fn write(&self, off: u64, src: &[u8]) -> Result<(), OutOfBounds> {
         self.region.write(off, src)
     }
 }
 
 impl RawRegion {
     /// The `pthread` object at `off` as a raw pointer, for the mq's mutex and condvar.
-    pub(crate) fn ptr_at<T>(&self, off: u64) -> Result<*mut T, Fault> {
+    pub(crate) fn ptr_at<T>(&self, off: u64) -> Result<*mut T, OutOfBounds> {
         let size = std::mem::size_of::<T>() as u64;
         let p = self.addr(off)?;
         self.check(off, size)?;
         if !(p as usize).is_multiple_of(std::mem::align_of::<T>()) {
-            return Err(Fault {
+            return Err(OutOfBounds {
                 offset: off,
                 len: size,
                 size: self.len(),
@@ -555,7 +555,7 @@ impl RawRegion {
 impl Segment {
     /// Raw pointer to a `T` at `off` from the fifo-segment header (bounds- and
     /// alignment-checked), for process-shared pthread objects.
-    pub(crate) fn ptr_at<T>(&self, off: u64) -> Result<*mut T, Fault> {
+    pub(crate) fn ptr_at<T>(&self, off: u64) -> Result<*mut T, OutOfBounds> {
         self.region.ptr_at(off)
     }
 }

@@ -326,11 +326,11 @@ fn corrupt_mq_headers_are_errors_not_out_of_bounds_reads() {
     // A ring reaching past the end of the segment, and a queue bigger than the segment.
     assert!(matches!(
         corrupted(|s, o| s.write_u32(r0(o) + l::RING_NITEMS, u32::MAX).expect("w")),
-        MqError::Fault(_)
+        MqError::OutOfBounds(_)
     ));
     assert!(matches!(
         corrupted(|s, o| s.write_u32(q(o) + l::MAXSIZE, u32::MAX).expect("w")),
-        MqError::Fault(_)
+        MqError::OutOfBounds(_)
     ));
 }
 

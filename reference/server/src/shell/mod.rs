@@ -21,8 +21,8 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use tracing::{debug, error, info, warn};
 
 use sapi_core::{
-    AccessPolicy, Action, AdminCommand, AdminOk, Config, Fault, Faults, Input, NsIndex, Server,
-    SocketId, SocketName,
+    AccessPolicy, Action, AdminCommand, AdminOk, Config, InjectedFault, InjectedFaults, Input,
+    NsIndex, Server, SocketId, SocketName,
 };
 use sapi_wire::{MSG_LEN, Message, Profile};
 
@@ -44,7 +44,7 @@ pub struct ServeConfig {
     /// Protocol profile.
     pub profile: Profile,
     /// Test-only faults.
-    pub faults: Faults,
+    pub faults: InjectedFaults,
     /// Who may connect.
     pub access: AccessPolicy,
     /// Check namespace secrets on ATTACH (VPP does not).
@@ -139,7 +139,7 @@ pub struct Shell {
     /// Nesting of [`Shell::feed`] (resource answers feed the core from inside a batch).
     depth: usize,
     profile: Profile,
-    faults: Faults,
+    faults: InjectedFaults,
     buf: Vec<u8>,
 }
 
@@ -399,7 +399,7 @@ impl Shell {
             }
         };
         let mut len = MSG_LEN;
-        if self.faults.has(Fault::ShortReply) && matches!(msg, Message::AttachReply(_)) {
+        if self.faults.has(InjectedFault::ShortReply) && matches!(msg, Message::AttachReply(_)) {
             len -= 1;
         }
         let borrowed: Vec<BorrowedFd<'_>> =

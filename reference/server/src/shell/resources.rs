@@ -12,8 +12,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use sapi_core::{
-    CtrlEvent, Fault, Faults, FdRef, ResourceError, SegmentId, SegmentSpec, WorkerKey,
-    WorkerResources, WorkerResourcesReady,
+    CtrlEvent, FdRef, InjectedFault, InjectedFaults, ResourceError, SegmentId, SegmentSpec,
+    WorkerKey, WorkerResources, WorkerResourcesReady,
 };
 use sapi_shm::mq::{self, EventFdSignal, MqError, MqProducer, MqSpec, PthreadSignal};
 use sapi_shm::segment::{self, Segment, SegmentLayout};
@@ -48,7 +48,7 @@ pub enum PostError {
 /// Every shared-memory object of a running server.
 pub struct Resources {
     profile: Profile,
-    faults: Faults,
+    faults: InjectedFaults,
     vpp_mqs: Segment,
     vpp_mq_offsets: Vec<u64>,
     /// Slices per app segment: one per simulated VPP thread, as VPP.
@@ -59,7 +59,7 @@ pub struct Resources {
 
 impl Resources {
     /// Creates the VPP mqs segment with one ctrl mq per VPP thread.
-    pub fn new(threads: u8, profile: Profile, faults: Faults) -> Result<Self, MqError> {
+    pub fn new(threads: u8, profile: Profile, faults: InjectedFaults) -> Result<Self, MqError> {
         let spec = MqSpec::vpp_ctrl(VPP_CTRL_MQ_LEN);
         let ssvm_size = segment::mqs_segment_ssvm_size(u64::from(threads), spec.size_bytes());
         let vpp_mqs = Segment::create(
@@ -120,7 +120,7 @@ impl Resources {
         // lengths are rounded up to the next even one.
         let q = spec.evt_queue_size.saturating_add(spec.evt_queue_size & 1);
         let mut mq_spec = MqSpec::app_event_queue(q);
-        if self.faults.has(Fault::BadRingSize)
+        if self.faults.has(InjectedFault::BadRingSize)
             && let Some(r) = mq_spec.rings.get_mut(1)
         {
             r.elsize = 128;

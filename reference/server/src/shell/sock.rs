@@ -165,7 +165,7 @@ pub fn accept(listener: BorrowedFd<'_>) -> Result<(OwnedFd, PeerCred), Errno> {
 
 /// What one `recvmsg` returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Received {
+pub struct DatagramRead {
     /// Bytes read into the buffer.
     pub len: usize,
     /// The datagram was longer than the buffer (`MSG_TRUNC`).
@@ -176,7 +176,7 @@ pub struct Received {
 
 /// Reads one datagram. The control buffer has room for one `ucred` and no fds, as VPP's: fds
 /// a peer sends are discarded by the kernel, which reports `MSG_CTRUNC`.
-pub fn recv_datagram(fd: RawFd, buf: &mut [u8]) -> Result<Received, Errno> {
+pub fn recv_datagram(fd: RawFd, buf: &mut [u8]) -> Result<DatagramRead, Errno> {
     let mut cmsg = nix::cmsg_space!(UnixCredentials);
     let mut iov = [IoSliceMut::new(buf)];
     let msg = recvmsg::<()>(fd, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)?;
@@ -191,7 +191,7 @@ pub fn recv_datagram(fd: RawFd, buf: &mut [u8]) -> Result<Received, Errno> {
             }
         }
     }
-    Ok(Received {
+    Ok(DatagramRead {
         len: msg.bytes,
         truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
         ctrunc,

@@ -28,8 +28,8 @@ use std::fmt;
 use arbitrary::{Arbitrary, Unstructured};
 
 use sapi_core::{
-    Action, AdminCommand, AdminError, AdminOk, Config, CtrlEvent, Faults, FdRef, Input, NsIndex,
-    PeerCred, ResourceError, SegmentId, Server, SocketId, WorkerKey, WorkerResourcesReady,
+    Action, AdminCommand, AdminError, AdminOk, Config, CtrlEvent, FdRef, InjectedFaults, Input,
+    NsIndex, PeerCred, ResourceError, SegmentId, Server, SocketId, WorkerKey, WorkerResourcesReady,
 };
 use sapi_wire::{
     AddDelCertKey, AddDelWorker, AppName, AppOptionFlags, Attach, AttachOptions, Direction,
@@ -238,7 +238,7 @@ impl Sim {
             vpp_workers: 0,
             vpp_ctrl_mq_offset: 0x140,
             runtime_dir: "/run/sim".into(),
-            faults: Faults::default(),
+            faults: InjectedFaults::default(),
             access: Default::default(),
             enforce_ns_secret: false,
         });
