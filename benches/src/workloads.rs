@@ -216,30 +216,33 @@ impl CoreDriver {
         d
     }
 
+    /// The shell's loop (`sapi_reference::shell::Shell::feed`) with resources that always
+    /// succeed and sends that only count.
     fn feed(&mut self, input: Input<'_>) -> Option<sapi_core::SocketId> {
         let mut accepted = None;
-        for a in self.core.handle(input) {
-            match a {
+        self.core.input(input);
+        while let Some(action) = self.core.poll_action() {
+            match action {
                 Action::Accepted(id) => accepted = Some(id),
                 Action::Send { msg, .. } => {
                     black_box(msg);
                     self.replies += 1;
                 }
                 Action::Listen { ns, .. } => {
-                    self.feed(Input::Listened { ns, result: Ok(()) });
+                    self.core.input(Input::Listened { ns, result: Ok(()) });
                 }
                 Action::CreateWorkerResources { worker, spec } => {
                     let ready = WorkerResourcesReady {
                         mq_offset: 0x140,
                         ssvm_size: spec.segment.requested_size + 12 * 1024,
                     };
-                    self.feed(Input::WorkerResources {
+                    self.core.input(Input::WorkerResources {
                         worker,
                         result: Ok(ready),
                     });
                 }
                 Action::CreateSegment(spec) => {
-                    self.feed(Input::SegmentCreated {
+                    self.core.input(Input::SegmentCreated {
                         id: spec.id,
                         result: Ok(spec.requested_size + 12 * 1024),
                     });

@@ -2,26 +2,40 @@
 //!
 //! Owns the state of the socket API — namespaces, sockets (as handles), apps, workers,
 //! segments, cert-key pairs — and every protocol decision. It takes decoded [`Input`]s and
-//! returns [`Action`]s for the IO shell to perform, in the manner of `quinn-proto`.
+//! hands out [`Action`]s for the IO shell to perform, in the manner of `quinn-proto`.
 //!
 //! It must never perform a syscall, read a clock, hold a file descriptor or panic on peer input:
-//! that is what lets a deterministic simulation and a fuzzer drive it.
+//! that is what lets a deterministic simulation and a fuzzer drive it. Its `Cargo.toml` links no
+//! IO crate, and `sapi-testkit`'s layering test keeps it so.
+//!
+//! Rooms:
+//! * [`Input`] (`input`) and [`Action`] (`action`): the contract with the shell;
+//! * `admin`: the admin commands and answers; `access`: peers and who may connect;
+//!   `socket_name`: listener names; `ids`: indices and handles; `config`: limits;
+//! * `server`: the state machine, one file per request family; `snapshot`: what `show` prints;
+//! * `fault`: deviations injected on purpose, to prove the conformance suite notices them.
 
-mod event;
+mod access;
+mod action;
+mod admin;
+mod config;
 mod fault;
 mod ids;
+mod input;
 mod server;
 mod snapshot;
+mod socket_name;
 
-pub use event::{
-    Action, AdminCommand, AdminError, AdminOk, CtrlEvent, FdRef, Input, PeerCred, ResourceError,
-    SegmentSpec, SocketName, WorkerResources, WorkerResourcesReady,
+pub use access::{AccessPolicy, PeerCred};
+pub use action::{Action, CtrlEvent, FdRef, SegmentSpec, WorkerResources};
+pub use admin::{AdminCommand, AdminError, AdminOk};
+pub use config::{
+    CERTKEY_DATA_TIMEOUT, Config, DEFAULT_EVT_QUEUE_SIZE, MAX_CERT_OR_KEY_LEN, MAX_CERTKEY_LEN,
+    MAX_EVT_QUEUE_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE,
 };
 pub use fault::{InjectedFault, InjectedFaults, UnknownFault};
 pub use ids::{AppIndex, NsIndex, SegmentId, SocketId, WorkerKey, segment_handle};
-pub use server::{
-    AccessPolicy, CERTKEY_DATA_TIMEOUT, Config, Counts, DEFAULT_EVT_QUEUE_SIZE,
-    MAX_CERT_OR_KEY_LEN, MAX_CERTKEY_LEN, MAX_EVT_QUEUE_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE,
-    Server, parse_socket_name,
-};
+pub use input::{Input, ResourceError, WorkerResourcesReady};
+pub use server::{Counts, Server};
 pub use snapshot::{AppView, NamespaceView, SegmentView, Snapshot, SocketView, WorkerView};
+pub use socket_name::{SocketName, parse_socket_name};

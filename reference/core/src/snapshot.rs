@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use super::event::PeerCred;
+use crate::access::PeerCred;
 
 /// The whole server.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]

@@ -10,7 +10,7 @@ pub mod admin;
 pub mod resources;
 pub mod sock;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
@@ -134,10 +134,6 @@ pub struct Shell {
     stop: Option<OwnedFd>,
     /// Held so that, out of fds, one can be freed to accept and shed a connection.
     spare_fd: Option<OwnedFd>,
-    /// Sockets whose send failed during the batch being performed.
-    failed_sends: VecDeque<SocketId>,
-    /// Nesting of [`Shell::feed`] (resource answers feed the core from inside a batch).
-    depth: usize,
     profile: Profile,
     faults: InjectedFaults,
     buf: Vec<u8>,
@@ -205,8 +201,6 @@ impl Shell {
             accepting: None,
             stop,
             spare_fd: open_spare_fd(),
-            failed_sends: VecDeque::new(),
-            depth: 0,
             profile: cfg.profile,
             faults: cfg.faults,
             buf: vec![0; RECV_BUF],
@@ -285,23 +279,11 @@ impl Shell {
         }
     }
 
-    /// Feeds one input to the core and performs what it asks. Sends that fail meanwhile are
-    /// reported once the whole batch is performed, so that no action of the batch finds its
-    /// worker already detached by a failure reported in the middle of it.
+    /// Feeds one input to the core and performs what it asks, answers to resource requests and
+    /// send failures included (the core orders them: see [`Server::input`]).
     fn feed(&mut self, input: Input<'_>) {
-        self.depth += 1;
-        let actions = self.core.handle(input);
-        self.apply(actions);
-        self.depth -= 1;
-        if self.depth == 0 {
-            while let Some(sock) = self.failed_sends.pop_front() {
-                self.feed(Input::SendFailed { sock });
-            }
-        }
-    }
-
-    fn apply(&mut self, actions: Vec<Action>) {
-        for action in actions {
+        self.core.input(input);
+        while let Some(action) = self.core.poll_action() {
             self.perform(action);
         }
     }
@@ -342,7 +324,7 @@ impl Shell {
                         self.listeners.insert(ns, Listener { fd, name });
                         Ok(())
                     });
-                self.feed(Input::Listened { ns, result });
+                self.core.input(Input::Listened { ns, result });
             }
             Action::Unlisten { ns } => {
                 if let Some(l) = self.listeners.remove(&ns) {
@@ -352,12 +334,12 @@ impl Shell {
             }
             Action::CreateWorkerResources { worker, spec } => {
                 let result = self.resources.create_worker(worker, &spec);
-                self.feed(Input::WorkerResources { worker, result });
+                self.core.input(Input::WorkerResources { worker, result });
             }
             Action::CreateSegment(spec) => {
                 let id = spec.id;
                 let result = self.resources.create_segment(&spec);
-                self.feed(Input::SegmentCreated { id, result });
+                self.core.input(Input::SegmentCreated { id, result });
             }
             Action::PostCtrlEvent { worker, event } => {
                 match self.resources.post_ctrl_event(worker, &event) {
@@ -369,7 +351,7 @@ impl Shell {
                     }
                     Err(e) => {
                         warn!(%worker, error = %e, "cannot write into the app's mq");
-                        self.feed(Input::MqFailed { worker });
+                        self.core.input(Input::MqFailed { worker });
                     }
                 }
             }
@@ -409,7 +391,7 @@ impl Shell {
         }
         if let Err(e) = sock::send_datagram(fd.as_raw_fd(), &bytes[..len], &borrowed) {
             warn!(%sock, error = %e, "send failed");
-            self.failed_sends.push_back(sock);
+            self.core.input(Input::SendFailed { sock });
         }
     }
 

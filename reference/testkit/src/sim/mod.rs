@@ -204,11 +204,6 @@ pub struct Sim {
     target: Option<Target>,
     /// The socket accepted last.
     newest: Option<SocketId>,
-    /// SendFailed inputs waiting for the current input's actions to be performed (as
-    /// `io::Shell` does: a failure is reported after the batch, never from inside it).
-    deferred_send_failures: Vec<SocketId>,
-    /// How deep `feed` is nested (answers to resource requests are fed from inside a batch).
-    depth: usize,
     /// Run the full check after every this many ops (1 = every op).
     full_check_every: usize,
     /// The last snapshot, taken by `check`.
@@ -263,8 +258,6 @@ impl Sim {
             send_failed_now: false,
             target: None,
             newest: None,
-            deferred_send_failures: Vec::new(),
-            depth: 0,
             full_check_every: 1,
             snap: Default::default(),
             violations: Vec::new(),
@@ -282,16 +275,12 @@ impl Sim {
         self.violations.push(what.into());
     }
 
+    /// The shell's loop, exactly (`sapi_reference::shell::Shell::feed`): the core orders
+    /// resource answers and send failures itself.
     fn feed(&mut self, input: Input<'_>) {
-        let actions = self.core.handle(input);
-        self.depth += 1;
-        for a in actions {
-            self.perform(a);
-        }
-        self.depth -= 1;
-        while self.depth == 0 && !self.deferred_send_failures.is_empty() {
-            let sock = self.deferred_send_failures.remove(0);
-            self.feed(Input::SendFailed { sock });
+        self.core.input(input);
+        while let Some(action) = self.core.poll_action() {
+            self.perform(action);
         }
     }
 
@@ -326,7 +315,7 @@ impl Sim {
                     }
                     Ok(())
                 };
-                self.feed(Input::Listened { ns, result });
+                self.core.input(Input::Listened { ns, result });
             }
             Action::Unlisten { ns } => {
                 if !self.listeners.remove(&ns) {
@@ -366,7 +355,7 @@ impl Sim {
                         })
                     }
                 };
-                self.feed(Input::WorkerResources { worker, result });
+                self.core.input(Input::WorkerResources { worker, result });
             }
             Action::CreateSegment(spec) => {
                 let injected = self
@@ -392,7 +381,7 @@ impl Sim {
                         Ok(spec.requested_size + SEGMENT_OVERHEAD)
                     }
                 };
-                self.feed(Input::SegmentCreated {
+                self.core.input(Input::SegmentCreated {
                     id: spec.id,
                     result,
                 });
@@ -530,7 +519,7 @@ impl Sim {
         self.sends.push((sock, msg, fds));
         if self.take_injection(|i| *i == Inject::Send).is_some() {
             self.send_failed_now = true;
-            self.deferred_send_failures.push(sock);
+            self.core.input(Input::SendFailed { sock });
         }
     }
 

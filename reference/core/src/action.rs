@@ -1,0 +1,139 @@
+//! What the core asks the shell to do ([`Action`]), and the contract the shell keeps.
+//!
+//! Owns the contract between the sans-IO core and the IO shell. Anything that needs a syscall —
+//! creating a memfd, binding a listener, sending with `SCM_RIGHTS`, writing into a mapped mq —
+//! is an [`Action`]; anything the kernel tells the shell is an [`Input`]. Resources are acquired
+//! in two phases (an action asking for them, an input reporting the outcome) so that a failed
+//! memfd or bind is just another deterministic input in a simulation.
+//!
+//! The contract: the shell performs a batch's actions in order and answers each resource
+//! request (`Listen`, `CreateWorkerResources`, `CreateSegment`) before feeding any other input,
+//! as VPP's main thread does its work under the barrier. The core relies on it: a worker whose
+//! resources are being created is not yet bound to its socket. Send failures are reported after
+//! the batch ([`Input::SendFailed`]), so no action of a batch meets a worker its own batch freed.
+
+use std::time::Duration;
+
+use sapi_wire::Message;
+
+use crate::admin::{AdminError, AdminOk};
+use crate::ids::{NsIndex, SegmentId, SocketId, WorkerKey};
+use crate::socket_name::SocketName;
+
+/// What the core asks the shell to do, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Register the just-accepted connection under this id.
+    Accepted(SocketId),
+    /// Close the just-accepted connection (no socket index left in the namespace).
+    Refuse,
+    /// Send one 209-byte datagram with these fds (`SCM_RIGHTS`, in this order).
+    Send {
+        /// The socket.
+        sock: SocketId,
+        /// The message.
+        msg: Message,
+        /// The fds.
+        fds: Vec<FdRef>,
+    },
+    /// Close a socket (after any sends queued before this action).
+    Close(SocketId),
+    /// Create a listener for a namespace; answer with [`Input::Listened`].
+    Listen {
+        /// The namespace.
+        ns: NsIndex,
+        /// Where.
+        name: SocketName,
+    },
+    /// Close a namespace's listener and forget its name.
+    Unlisten {
+        /// The namespace.
+        ns: NsIndex,
+    },
+    /// Create a worker's first segment, its mq and maybe its eventfd; answer with
+    /// [`Input::WorkerResources`].
+    CreateWorkerResources {
+        /// The worker.
+        worker: WorkerKey,
+        /// What to create.
+        spec: WorkerResources,
+    },
+    /// Create one more segment; answer with [`Input::SegmentCreated`].
+    CreateSegment(SegmentSpec),
+    /// Post a control event into a worker's mq.
+    PostCtrlEvent {
+        /// The worker whose mq receives it.
+        worker: WorkerKey,
+        /// The event.
+        event: CtrlEvent,
+    },
+    /// Unmap and close a segment.
+    FreeSegment(SegmentId),
+    /// Close a worker's eventfd and forget its mq.
+    FreeWorker(WorkerKey),
+    /// Report [`Input::DeadlineExpired`] for this socket after `after`, unless re-armed or the
+    /// socket closes first.
+    SetDeadline {
+        /// The socket.
+        sock: SocketId,
+        /// How long from now.
+        after: Duration,
+    },
+    /// Cancel a deadline.
+    ClearDeadline(SocketId),
+    /// The answer to the admin command in progress.
+    AdminReply(Result<AdminOk, AdminError>),
+}
+/// Everything the core needs to know about a segment the shell must create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentSpec {
+    /// The core's id for it.
+    pub id: SegmentId,
+    /// Its memfd name and the name announced in APP_ADD_SEGMENT.
+    pub name: String,
+    /// The size the app asked for (SEGMENT_SIZE or ADD_SEGMENT_SIZE, at least 1 MiB).
+    pub requested_size: u64,
+    /// Back it with huge pages (`USE_HUGE_PAGE`).
+    pub huge_pages: bool,
+}
+
+/// A worker's first segment with its event mq, and optionally an eventfd.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerResources {
+    /// The first segment; the mq is its first allocation.
+    pub segment: SegmentSpec,
+    /// App event queue length (EVT_QUEUE_SIZE, 0 = 128).
+    pub evt_queue_size: u32,
+    /// Create an eventfd for the mq (EVT_MQ_USE_EVENTFD).
+    pub eventfd: bool,
+}
+
+/// An fd to attach to a datagram, named by what it is, in the order it must travel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FdRef {
+    /// The global VPP mqs segment.
+    VppMqsSegment,
+    /// A segment's memfd.
+    Segment(SegmentId),
+    /// A worker's mq eventfd.
+    WorkerEventfd(WorkerKey),
+}
+
+/// A control event the shell writes into a worker's mq (ring 1), signalling its eventfd.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CtrlEvent {
+    /// `SESSION_CTRL_EVT_APP_ADD_SEGMENT` announcing a segment whose fd was just sent.
+    AppAddSegment {
+        /// Segment size in bytes as announced (u32 on the wire).
+        segment_size: u32,
+        /// Segment name.
+        name: String,
+        /// Segment handle.
+        handle: u64,
+    },
+    /// `SESSION_CTRL_EVT_APP_DEL_SEGMENT`.
+    AppDelSegment {
+        /// Segment handle.
+        handle: u64,
+    },
+}

@@ -1,0 +1,99 @@
+//! What the shell tells the core: the kernel's news (a connection, a datagram, a close, a failed
+//! send, a deadline) and the outcome of each resource the core asked for.
+
+use crate::access::PeerCred;
+use crate::admin::AdminCommand;
+use crate::ids::{NsIndex, SegmentId, SocketId, WorkerKey};
+
+/// What the shell tells the core.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input<'a> {
+    /// A listener accepted a connection; the core answers with [`Action::Accepted`] or
+    /// [`Action::Refuse`].
+    Accept {
+        /// The namespace whose listener accepted.
+        ns: NsIndex,
+        /// The peer's credentials.
+        peer: PeerCred,
+    },
+    /// One datagram read from a socket. `bytes` is what `recvmsg` returned into a buffer large
+    /// enough for cert-key data; a request datagram longer than 209 bytes is processed as its
+    /// first 209 bytes, as VPP's 209-byte read makes the kernel do.
+    Datagram {
+        /// The socket.
+        sock: SocketId,
+        /// The bytes read.
+        bytes: &'a [u8],
+        /// The datagram was longer than the buffer (`MSG_TRUNC`).
+        truncated: bool,
+        /// The peer sent ancillary data that did not fit (`MSG_CTRUNC`: fds dropped).
+        ctrunc: bool,
+    },
+    /// The peer closed, the socket errored or hung up.
+    Closed {
+        /// The socket.
+        sock: SocketId,
+    },
+    /// Sending on a socket failed (would block, peer gone, buffer full).
+    SendFailed {
+        /// The socket.
+        sock: SocketId,
+    },
+    /// Writing into a worker's mq failed for a reason other than a full queue: the app
+    /// corrupted its shared memory or holds the mq's lock.
+    MqFailed {
+        /// The worker.
+        worker: WorkerKey,
+    },
+    /// A deadline armed by [`Action::SetDeadline`] passed.
+    DeadlineExpired {
+        /// The socket.
+        sock: SocketId,
+    },
+    /// Outcome of [`Action::CreateWorkerResources`].
+    WorkerResources {
+        /// The worker.
+        worker: WorkerKey,
+        /// What was created, or why not.
+        result: Result<WorkerResourcesReady, ResourceError>,
+    },
+    /// Outcome of [`Action::CreateSegment`].
+    SegmentCreated {
+        /// The segment.
+        id: SegmentId,
+        /// Its `ssvm_size`, or why it could not be created.
+        result: Result<u64, ResourceError>,
+    },
+    /// Outcome of [`Action::Listen`].
+    Listened {
+        /// The namespace.
+        ns: NsIndex,
+        /// Ok, or the error text.
+        result: Result<(), String>,
+    },
+    /// An admin command; answered by exactly one [`Action::AdminReply`].
+    Admin(AdminCommand),
+}
+
+/// Why the shell could not create a worker's resources.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ResourceError {
+    /// memfd creation, sizing or mapping failed, or the mq did not fit.
+    #[error("segment creation failed")]
+    SegmentCreate,
+    /// Huge pages were asked for and are not available.
+    #[error("huge pages not available")]
+    HugePages,
+    /// eventfd creation failed.
+    #[error("eventfd allocation failed")]
+    EventfdAlloc,
+}
+
+/// What the shell reports back after creating a worker's resources.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorkerResourcesReady {
+    /// Offset of the event mq from the segment's fifo-segment header.
+    pub mq_offset: u64,
+    /// The segment's `ssvm_size` (announced sizes derive from it).
+    pub ssvm_size: u64,
+}
