@@ -10,9 +10,9 @@
 //! Must never: trust an offset, length or tag found in the segment — a corrupted free list or
 //! chunk yields a [`SegmentError`], never an out-of-bounds access or an endless walk.
 
+use super::error::SegmentError;
 use super::layout::{FS_CHUNK_VEC_LEN, fifo as lf, fsh};
 use super::memory::Memory;
-use super::segment::SegmentError;
 use super::sync::{Atomic, Ordering};
 
 const TAG_INC: u64 = 1 << 48;

@@ -19,9 +19,9 @@
 //! free a chunk that still holds unread bytes.
 
 use super::alloc::FifoSegmentView;
+use super::error::SegmentError;
 use super::layout::{fifo as l, fsh};
 use super::memory::{Memory, OutOfBounds};
-use super::segment::SegmentError;
 use super::sync::{Atomic, Ordering, fence};
 
 /// `want_deq_ntf` bit: notify the producer on every dequeue.

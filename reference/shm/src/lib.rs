@@ -9,6 +9,7 @@
 //! * [`sync`] — the only place that knows about `loom`.
 //! * [`memory`] — byte-addressed storage ([`memory::Memory`]): a real mapping or a heap model.
 //! * [`layout`] — `#[repr(C)]` mirrors of VPP's structs and the offsets derived from them.
+//! * [`error`] — [`SegmentError`], what can go wrong with a segment.
 //! * [`segment`] — memfd segments: create, attach, own fd + mapping.
 //! * [`alloc`] — the fifo-segment header: bump allocator and chunk free lists.
 //! * [`copy`] — the bulk copy into and out of segments, fast at any address alignment.
@@ -20,6 +21,7 @@
 
 pub mod alloc;
 pub mod copy;
+pub mod error;
 pub mod fifo;
 pub mod layout;
 pub mod memory;
@@ -27,4 +29,5 @@ pub mod mq;
 pub mod segment;
 pub mod sync;
 
-pub use segment::{Segment, SegmentError, SegmentLayout};
+pub use error::SegmentError;
+pub use segment::{Segment, SegmentLayout};

@@ -3,10 +3,10 @@
 use std::os::fd::OwnedFd;
 
 use rstest::rstest;
+use sapi_shm::SegmentError;
 use sapi_shm::memory::Memory;
 use sapi_shm::segment::{
-    HEADER_OFFSET, Segment, SegmentError, SegmentLayout, app_segment_ssvm_size,
-    mqs_segment_ssvm_size,
+    HEADER_OFFSET, Segment, SegmentLayout, app_segment_ssvm_size, mqs_segment_ssvm_size,
 };
 
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());

@@ -2,9 +2,10 @@
 //! validation when attaching, the message handle, and creating a fresh image in a segment.
 
 use crate::alloc::FifoSegmentView;
+use crate::error::SegmentError;
 use crate::layout::mq as l;
 use crate::memory::{Memory, OutOfBounds};
-use crate::segment::{Segment, SegmentError};
+use crate::segment::Segment;
 use crate::sync::{Atomic, Ordering};
 
 use super::signal::PthreadSignal;
