@@ -1,4 +1,4 @@
-//! ATTACH (sapi-protocol.md §3.1–§3.2, §4, §5.3, §6.1; shm-layouts.md §2–§4): the reply's bytes
+//! ATTACH (`docs/protocol.md` §3.1–§3.2, §4, §5.3, §6.1; `docs/shm.md` §2–§4): the reply's bytes
 //! and fds, the segments and message queues they lead to, option variants, names, and the error
 //! cases.
 
@@ -9,151 +9,139 @@ use crate::client::Exchange;
 use crate::shm::{self, Segment};
 use crate::wire::{self, AttachReply, AttachRequest, Dgram, MSG_LEN, field, msg_type, opt};
 
-macro_rules! sc {
-    ($name:literal, $spec:literal, $summary:literal, $f:expr) => {
-        Scenario {
-            name: $name,
-            spec: $spec,
-            summary: $summary,
-            exclusive: false,
-            run: $f,
-        }
-    };
-}
-
 pub fn scenarios() -> Vec<Scenario> {
     vec![
-        sc!(
+        Scenario::new(
             "attach.reply.size",
-            "sapi-protocol §2",
+            "protocol §2",
             "the ATTACH_REPLY datagram is exactly 209 bytes",
-            reply_size
+            reply_size,
         ),
-        sc!(
+        Scenario::new(
             "attach.reply.type",
-            "sapi-protocol §3.2",
+            "protocol §3.2",
             "the reply's type byte is 2",
-            reply_type
+            reply_type,
         ),
-        sc!(
+        Scenario::new(
             "attach.reply.retval",
-            "sapi-protocol §3.2, §6.1",
+            "protocol §3.2, §6.1",
             "a well-formed ATTACH succeeds with retval 0",
-            reply_retval
+            reply_retval,
         ),
-        sc!(
+        Scenario::new(
             "attach.reply.padding_zero",
-            "sapi-protocol §2, §3.2",
+            "protocol §2, §3.2",
             "reply bytes 40..208 are zero",
-            reply_padding
+            reply_padding,
         ),
-        sc!(
+        Scenario::new(
             "attach.reply.n_fds",
-            "sapi-protocol §3.2, §5",
+            "protocol §3.2, §5",
             "n_fds = popcount(fd_flags) = fds received; flags 0x07 with eventfd",
-            reply_n_fds
+            reply_n_fds,
         ),
-        sc!(
+        Scenario::new(
             "attach.reply.fd_order",
-            "sapi-protocol §5.3",
+            "protocol §5.3",
             "fds arrive as [mqs-segment memfd, app-segment memfd, eventfd]",
-            reply_fd_order
+            reply_fd_order,
         ),
-        sc!(
+        Scenario::new(
             "attach.reply.api_client_handle",
-            "sapi-protocol §3.2",
+            "protocol §3.2",
             "api_client_handle = (ns 0 << 16) | socket index ≠ 0",
-            reply_handle
+            reply_handle,
         ),
-        sc!(
+        Scenario::new(
             "attach.segment.ssvm_header",
-            "shm-layouts §2",
+            "shm §2",
             "both memfds start with a sane ssvm header (va 0, size, ready, type, opaque[0])",
-            segment_ssvm
+            segment_ssvm,
         ),
-        sc!(
+        Scenario::new(
             "attach.segment.fifo_header",
-            "shm-layouts §3.1",
+            "shm §3.1",
             "the fifo-segment headers at opaque[0] are sane",
-            segment_fifo_header
+            segment_fifo_header,
         ),
-        sc!(
+        Scenario::new(
             "attach.segment.sizes",
-            "sapi-protocol §4; vpp-observed ATTACH",
+            "protocol §4; vpp-26.10 §2.1",
             "the app segment holds at least SEGMENT_SIZE; the mqs segment is shared by apps",
-            segment_sizes
+            segment_sizes,
         ),
-        sc!(
+        Scenario::new(
             "attach.mq.app",
-            "shm-layouts §3.5, §4.1",
+            "shm §3.5, §4.1",
             "the app mq at app_mq: 2 rings (18, 256), queue length = EVT_QUEUE_SIZE",
-            mq_app
+            mq_app,
         ),
-        sc!(
+        Scenario::new(
             "attach.mq.vpp_ctrl",
-            "shm-layouts §3.5, §3.6, §4.1",
+            "shm §3.5, §3.6, §4.1",
             "the ctrl mq at vpp_ctrl_mq is a well-formed mq of the mqs segment",
-            mq_ctrl
+            mq_ctrl,
         ),
-        sc!(
+        Scenario::new(
             "attach.options.no_eventfd",
-            "sapi-protocol §5.3",
+            "protocol §5.3",
             "without EVT_MQ_USE_EVENTFD: n_fds 2, fd_flags 0x03, two memfds",
-            options_no_eventfd
+            options_no_eventfd,
         ),
-        sc!(
+        Scenario::new(
             "attach.options.segment_size",
-            "sapi-protocol §4",
+            "protocol §4",
             "SEGMENT_SIZE 4 MiB gives a segment of ≥ 4 MiB; 0 gives the ≥ 1 MiB default",
-            options_segment_size
+            options_segment_size,
         ),
-        sc!(
+        Scenario::new(
             "attach.options.queue_size",
-            "shm-layouts §3.5",
+            "shm §3.5",
             "EVT_QUEUE_SIZE 1024 gives an app mq of 1024 and rings [1024, 64]",
-            options_queue_size
+            options_queue_size,
         ),
-        sc!(
+        Scenario::new(
             "attach.name.empty",
-            "sapi-protocol §3.1",
+            "protocol §3.1",
             "an empty name attaches",
-            name_empty
+            name_empty,
         ),
-        sc!(
+        Scenario::new(
             "attach.name.63_bytes",
-            "sapi-protocol §3.1",
+            "protocol §3.1",
             "a 63-byte name attaches",
-            name_63
+            name_63,
         ),
-        sc!(
+        Scenario::new(
             "attach.name.64_unterminated",
-            "sapi-protocol §3.1, §9",
+            "protocol §3.1, §9",
             "64 name bytes without NUL attach (byte 63 forced to 0)",
-            name_64
+            name_64,
         ),
-        sc!(
+        Scenario::new(
             "attach.twice_same_socket",
-            "sapi-protocol §6.1 step 3, §9",
+            "protocol §6.1 step 3, §9",
             "a second ATTACH on an attached socket → APP_ATTACHED, no fds",
-            twice_same_socket
+            twice_same_socket,
         ),
-        sc!(
+        Scenario::new(
             "attach.same_name_two_apps",
-            "sapi-protocol §3.1",
+            "protocol §3.1",
             "two sockets attaching one name get two apps",
-            same_name_two_apps
+            same_name_two_apps,
         ),
-        sc!(
+        Scenario::new(
             "attach.namespace_secret_ignored",
-            "sapi-protocol §3.1 notes",
+            "protocol §3.1 notes",
             "wrong NAMESPACE and NAMESPACE_SECRET options still attach",
-            namespace_secret_ignored
+            namespace_secret_ignored,
         ),
-        sc!(
+        Scenario::new(
             "attach.prealloc_pairs_and_hdrs",
-            "sapi-protocol §4, §6.1 step 4",
+            "protocol §4, §6.1 step 4",
             "PREALLOC_FIFO_PAIRS and _HDRS both set → NOSUPPORT, no fds",
-            prealloc_both
+            prealloc_both,
         ),
     ]
 }
@@ -412,12 +400,13 @@ fn mq_ctrl(ctx: &Ctx, c: &mut Check) -> Result<(), ScenarioError> {
         return Ok(());
     };
     let shown = wire::show_field(&e.raw, field::AR_VPP_CTRL_MQ);
-    // §3.6: n mqs back to back from start_byte_index, each (n_reserved − start) / n bytes.
+    // docs/shm.md §3.6: n mqs back to back from start_byte_index, each
+    // (n_reserved − start) / n bytes.
     let n = u64::from(seg.fsh.n_mqs);
     let total = u64::from(seg.fsh.n_reserved_bytes).saturating_sub(seg.fsh.start_byte_index);
     if n == 0 || total % n != 0 {
         c.fail(format!(
-            "mq discovery (§3.6): n_mqs {n}, n_reserved − start_byte_index = {total:#x} must divide evenly"
+            "mq discovery (shm §3.6): n_mqs {n}, n_reserved − start_byte_index = {total:#x} must divide evenly"
         ));
     } else {
         let size = total / n;
@@ -445,7 +434,7 @@ fn mq_ctrl(ctx: &Ctx, c: &mut Check) -> Result<(), ScenarioError> {
                     );
                     if m.queue.maxsize < 2048 {
                         c.fail(format!(
-                            "mq #{i}: queue length {}, expected ≥ 2048 (§3.5)",
+                            "mq #{i}: queue length {}, expected ≥ 2048 (shm §3.5)",
                             m.queue.maxsize
                         ));
                     }
@@ -562,7 +551,7 @@ fn name_64(ctx: &Ctx, c: &mut Check) -> Result<(), ScenarioError> {
     name_case(ctx, c, vec![b'u'; 64])
 }
 
-/// A failed ATTACH: only type and retval set, no fds (vpp-observed "every failure").
+/// A failed ATTACH: only type and retval set, no fds (`docs/vpp-26.10.md` §2.2).
 pub fn check_failed_attach(
     ctx: &Ctx,
     c: &mut Check,

@@ -1,59 +1,47 @@
-//! ADD_DEL_CERT_KEY (sapi-protocol.md §3.6–§3.7, §6.3; vpp-observed ADD_DEL_CERT_KEY): add with
+//! ADD_DEL_CERT_KEY (`docs/protocol.md` §3.6–§3.7, §6.3; `docs/vpp-26.10.md` §4): add with
 //! its data datagram, oversize and short data, deletes. The seed has no cert-key messages.
 
 use super::{Check, Ctx, Scenario, ScenarioError, skip};
 use crate::client::Exchange;
 use crate::wire::{self, CertKeyReply, Dgram, Profile, encode_cert_key, field};
 
-macro_rules! sc {
-    ($name:literal, $spec:literal, $summary:literal, $f:expr) => {
-        Scenario {
-            name: $name,
-            spec: $spec,
-            summary: $summary,
-            exclusive: false,
-            run: $f,
-        }
-    };
-}
-
 pub fn scenarios() -> Vec<Scenario> {
     vec![
-        sc!(
+        Scenario::new(
             "certkey.add",
-            "sapi-protocol §3.6, §3.7, §6.3",
+            "protocol §3.6, §3.7, §6.3",
             "an add with its data datagram → index ≥ 1, context echoed, no fds, zero padding",
-            add
+            add,
         ),
-        sc!(
+        Scenario::new(
             "certkey.add.oversize",
-            "sapi-protocol §6.3",
+            "protocol §6.3",
             "certkey_len 20001 → INVALID without reading data",
-            oversize
+            oversize,
         ),
-        sc!(
+        Scenario::new(
             "certkey.add.short_data",
-            "sapi-protocol §6.3; vpp-observed",
+            "protocol §6.3; vpp-26.10 §4",
             "a 150-byte data datagram for certkey_len 200 → INVALID",
-            short_data
+            short_data,
         ),
-        sc!(
+        Scenario::new(
             "certkey.del.unknown",
-            "sapi-protocol §6.3",
+            "protocol §6.3",
             "delete of an unknown index → INVALID",
-            del_unknown
+            del_unknown,
         ),
-        sc!(
+        Scenario::new(
             "certkey.del.valid",
-            "sapi-protocol §6.3",
+            "protocol §6.3",
             "delete of an added pair → 0",
-            del_valid
+            del_valid,
         ),
-        sc!(
+        Scenario::new(
             "certkey.del.preallocated",
-            "vpp-observed ADD_DEL_CERT_KEY",
+            "vpp-26.10 §4, §13",
             "delete of the preallocated pair 0 is refused with INVALID",
-            del_zero
+            del_zero,
         ),
     ]
 }

@@ -1,4 +1,4 @@
-//! Crash detach (sapi-protocol.md §8.4–§8.6): a real child process — the suite's own binary as
+//! Crash detach (`docs/protocol.md` §8.4–§8.6): a real child process — the suite's own binary as
 //! `sapi-conformance client attach --hold-after POINT` — is SIGKILLed at each point of an attach;
 //! the server must keep serving and, observed through the protocol alone, the app must be gone
 //! (a worker ADD for its index is refused with INVALID).
@@ -10,48 +10,42 @@ use crate::target::read_line_within;
 
 pub fn scenarios() -> Vec<Scenario> {
     vec![
-        Scenario {
-            name: "detach.kill.after_connect",
-            spec: "sapi-protocol §8.5 step 2",
-            summary: "a client killed right after connect leaves the server serving",
-            exclusive: true,
-            run: |ctx, c| kill_at(ctx, c, "connect", 0, false),
-        },
-        Scenario {
-            name: "detach.kill.after_attach_sent",
-            spec: "sapi-protocol §8.5",
-            summary: "a client killed after sending ATTACH, before reading the reply: the app is freed",
-            exclusive: true,
-            run: |ctx, c| kill_at(ctx, c, "sent", 0, false),
-        },
-        Scenario {
-            name: "detach.kill.after_reply",
-            spec: "sapi-protocol §8.5 step 1",
-            summary: "a client killed after the ATTACH reply: the app is freed",
-            exclusive: true,
-            run: |ctx, c| kill_at(ctx, c, "reply", 0, false),
-        },
-        Scenario {
-            name: "detach.kill.with_workers",
-            spec: "sapi-protocol §8.5; vpp-observed Close and crash",
-            summary: "a client with 2 extra workers killed: every worker and the app are freed",
-            exclusive: true,
-            run: |ctx, c| kill_at(ctx, c, "reply", 2, false),
-        },
-        Scenario {
-            name: "detach.kill.during_segment_add",
-            spec: "sapi-protocol §8.6 step 5",
-            summary: "a client killed while the server adds a segment to it: the app is freed, the server serves",
-            exclusive: true,
-            run: |ctx, c| kill_at(ctx, c, "reply", 0, true),
-        },
-        Scenario {
-            name: "detach.close.clean",
-            spec: "sapi-protocol §8.4",
-            summary: "closing the only socket of an attached app frees the app",
-            exclusive: true,
-            run: clean_close,
-        },
+        Scenario::new(
+"detach.kill.after_connect",
+"protocol §8.5 step 2",
+"a client killed right after connect leaves the server serving",
+|ctx, c| kill_at(ctx, c, "connect", 0, false),
+).exclusive(),
+        Scenario::new(
+"detach.kill.after_attach_sent",
+"protocol §8.5",
+"a client killed after sending ATTACH, before reading the reply: the app is freed",
+|ctx, c| kill_at(ctx, c, "sent", 0, false),
+).exclusive(),
+        Scenario::new(
+"detach.kill.after_reply",
+"protocol §8.5 step 1",
+"a client killed after the ATTACH reply: the app is freed",
+|ctx, c| kill_at(ctx, c, "reply", 0, false),
+).exclusive(),
+        Scenario::new(
+"detach.kill.with_workers",
+"protocol §8.5; vpp-26.10 §6",
+"a client with 2 extra workers killed: every worker and the app are freed",
+|ctx, c| kill_at(ctx, c, "reply", 2, false),
+).exclusive(),
+        Scenario::new(
+"detach.kill.during_segment_add",
+"protocol §8.6 step 5",
+"a client killed while the server adds a segment to it: the app is freed, the server serves",
+|ctx, c| kill_at(ctx, c, "reply", 0, true),
+).exclusive(),
+        Scenario::new(
+"detach.close.clean",
+"protocol §8.4",
+"closing the only socket of an attached app frees the app",
+clean_close,
+).exclusive(),
     ]
 }
 
@@ -132,8 +126,9 @@ fn kill_at(
     if segment_add {
         let app_index =
             app.ok_or_else(|| ScenarioError::Setup("child printed no app index".into()))?;
-        // Kill first, then add: the server's SEND_FDS meets a dead peer (§8.6 step 5). The
-        // other order races the kernel's socket teardown and is covered by after_reply anyway.
+        // Kill first, then add: the server's SEND_FDS meets a dead peer (docs/protocol.md §8.6
+        // step 5). The other order races the kernel's socket teardown and is covered by
+        // after_reply anyway.
         held.kill();
         if let Err(e) = ctx.target.segment_add(app_index, 0) {
             // A server that already detached the app may refuse the trigger: that is fine.

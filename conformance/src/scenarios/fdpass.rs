@@ -1,4 +1,4 @@
-//! Fd passing (sapi-protocol.md §5, §8.6; shm-layouts.md §6.3, §6.5): SEND_FDS with one memfd
+//! Fd passing (`docs/protocol.md` §5, §8.6; `docs/shm.md` §6.3, §6.5): SEND_FDS with one memfd
 //! arrives before the APP_ADD_SEGMENT event is visible in the app mq; a client with too little
 //! control space sees `MSG_CTRUNC`; fds sent by a client are not taken by the server.
 
@@ -13,27 +13,24 @@ use crate::wire::{self, AttachRequest, Dgram, MSG_LEN, Profile, msg_type};
 
 pub fn scenarios() -> Vec<Scenario> {
     vec![
-        Scenario {
-            name: "fds.send_fds_before_add_segment",
-            spec: "sapi-protocol §3.5, §8.6; shm-layouts §6.3, §6.5",
-            summary: "a new segment: SEND_FDS with one memfd is queued before the ADD_SEGMENT event is visible, and they agree",
-            exclusive: false,
-            run: send_fds_before_event,
-        },
-        Scenario {
-            name: "fds.ctrunc_small_buffer",
-            spec: "sapi-protocol §5.1",
-            summary: "a client with control room for 1 fd sees MSG_CTRUNC on the 3-fd ATTACH_REPLY",
-            exclusive: false,
-            run: ctrunc,
-        },
-        Scenario {
-            name: "fds.client_fds_not_accepted",
-            spec: "sapi-protocol §5.1",
-            summary: "an fd sent with ATTACH is not kept by the server, and the ATTACH still succeeds",
-            exclusive: false,
-            run: client_fds,
-        },
+        Scenario::new(
+            "fds.send_fds_before_add_segment",
+            "protocol §3.5, §8.6; shm §6.3, §6.5",
+            "a new segment: SEND_FDS with one memfd is queued before the ADD_SEGMENT event is visible, and they agree",
+            send_fds_before_event,
+        ),
+        Scenario::new(
+            "fds.ctrunc_small_buffer",
+            "protocol §5.1",
+            "a client with control room for 1 fd sees MSG_CTRUNC on the 3-fd ATTACH_REPLY",
+            ctrunc,
+        ),
+        Scenario::new(
+            "fds.client_fds_not_accepted",
+            "protocol §5.1",
+            "an fd sent with ATTACH is not kept by the server, and the ATTACH still succeeds",
+            client_fds,
+        ),
     ]
 }
 

@@ -1,8 +1,8 @@
-//! Hygiene (vpp-observed Defects; DEVELOPERS "No leaks"): the server's fd count and memfd mappings
-//! (`/proc/<pid>/fd`, `/proc/<pid>/maps`) before and after an action must match — a socket that
-//! never attached and closes, a failed ATTACH, a crash detach, worker deletes, many attach/close
-//! cycles. Needs the suite on the target's host with access to its `/proc` entries; the pid comes
-//! from `SO_PEERCRED` on the suite's own connection or `--target-pid`.
+//! Hygiene (`docs/protocol.md` §8.9; `docs/vpp-26.10.md` §9): the server's fd count and memfd
+//! mappings (`/proc/<pid>/fd`, `/proc/<pid>/maps`) before and after an action must match — a
+//! socket that never attached and closes, a failed ATTACH, a crash detach, worker deletes, many
+//! attach/close cycles. Needs the suite on the target's host with access to its `/proc` entries;
+//! the pid comes from `SO_PEERCRED` on the suite's own connection or `--target-pid`.
 //!
 //! The server frees asynchronously and the protocol has no "freed" event, so after the action the
 //! counts are re-read, each read paced by a round trip on a held connection, until they are back
@@ -15,56 +15,50 @@ use crate::client::Conn;
 use crate::fds::{ProcessResources, snapshot};
 use crate::wire::{self, AttachRequest, opt};
 
-macro_rules! sc {
-    ($name:literal, $spec:literal, $summary:literal, $f:expr) => {
-        Scenario {
-            name: $name,
-            spec: $spec,
-            summary: $summary,
-            exclusive: true,
-            run: $f,
-        }
-    };
-}
-
 pub fn scenarios() -> Vec<Scenario> {
     vec![
-        sc!(
+        Scenario::new(
             "hygiene.unattached_close",
-            "sapi-protocol §8.5 step 2; vpp-observed Defects",
+            "protocol §8.5 step 2; vpp-26.10 §9.1",
             "a socket that never attached and closes leaves nothing behind",
-            unattached_close
-        ),
-        sc!(
+            unattached_close,
+        )
+        .exclusive(),
+        Scenario::new(
             "hygiene.failed_attach",
-            "vpp-observed Defects",
+            "vpp-26.10 §9.2",
             "a refused ATTACH (NOSUPPORT) and close leave nothing behind",
-            failed_attach
-        ),
-        sc!(
+            failed_attach,
+        )
+        .exclusive(),
+        Scenario::new(
             "hygiene.crash_detach",
-            "sapi-protocol §8.5",
+            "protocol §8.5",
             "a SIGKILLed attached client leaves nothing behind",
-            crash_detach
-        ),
-        sc!(
+            crash_detach,
+        )
+        .exclusive(),
+        Scenario::new(
             "hygiene.worker_delete",
-            "sapi-protocol §6.2, §8.3",
+            "protocol §6.2, §8.3",
             "a worker ADD then DEL, then the app's close, leave nothing behind",
-            worker_delete
-        ),
-        sc!(
+            worker_delete,
+        )
+        .exclusive(),
+        Scenario::new(
             "hygiene.worker_delete_shared_socket",
-            "sapi-protocol §3.3 notes; vpp-observed Defects",
+            "protocol §3.3 notes; vpp-26.10 §9.3",
             "deleting one of two workers bound to one socket strands nothing",
-            worker_delete_shared
-        ),
-        sc!(
+            worker_delete_shared,
+        )
+        .exclusive(),
+        Scenario::new(
             "hygiene.attach_close_cycles",
-            "DEVELOPERS 'No leaks'",
+            "protocol §8.9",
             "1000 × scale attach/close cycles leave nothing behind",
-            cycles
-        ),
+            cycles,
+        )
+        .exclusive(),
     ]
 }
 
@@ -236,7 +230,8 @@ fn worker_delete_shared(ctx: &Ctx, c: &mut Check) -> Result<(), ScenarioError> {
     let base = p.baseline(ctx)?;
     {
         let (s0, a) = ctx.attach_ok(true)?;
-        // A worker ADD on the attached socket re-binds it to the new worker (§3.3 notes).
+        // A worker ADD on the attached socket re-binds it to the new worker
+        // (docs/protocol.md §3.3 notes).
         let w = s0.worker_add(a.reply.app_index, ctx.profile)?;
         if !c.retval(
             "worker ADD on the attached socket",

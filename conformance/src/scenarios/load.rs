@@ -1,4 +1,4 @@
-//! Load (vpp-observed Timing): N apps (256 × `--scale`) connect, all send ATTACH, every reply is
+//! Load (`docs/vpp-26.10.md` §5): N apps (256 × `--scale`) connect, all send ATTACH, every reply is
 //! collected with one `poll` loop; attach latency p50/p99 is reported as evidence (measured, never
 //! asserted), distinct app indices are checked, then all close.
 
@@ -13,13 +13,12 @@ use crate::client::{Conn, Recv, recvmsg_fds};
 use crate::wire::{AttachReply, AttachRequest};
 
 pub fn scenarios() -> Vec<Scenario> {
-    vec![Scenario {
-        name: "load.attach_concurrent",
-        spec: "sapi-protocol §1 (one request at a time per socket), §8.1",
-        summary: "256 × scale apps attach concurrently: all succeed with distinct indices; p50/p99 reported",
-        exclusive: true,
-        run: attach_concurrent,
-    }]
+    vec![Scenario::new(
+"load.attach_concurrent",
+"protocol §1 (one request at a time per socket), §8.1",
+"256 × scale apps attach concurrently: all succeed with distinct indices; p50/p99 reported",
+attach_concurrent,
+).exclusive()]
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

@@ -1,4 +1,4 @@
-//! Malformed input (sapi-protocol.md §9; vpp-observed Malformed input): each row of the table
+//! Malformed input (`docs/protocol.md` §9; `docs/vpp-26.10.md` §7): each row of the table
 //! sent to a real socket; the reaction must be the defined one and afterwards a fresh app can
 //! still attach. The datagrams are built here from the table (the `corpus/malformed/` files, when
 //! present, are listed in the evidence of `malformed.corpus.replay`).
@@ -7,145 +7,116 @@ use super::{Check, Ctx, Scenario, ScenarioError, wait_app_gone, wait_eof};
 use crate::client::{Conn, DEFAULT_MAX_FDS};
 use crate::wire::{self, AttachReply, AttachRequest, MSG_LEN, app_flag, msg_type, opt};
 
-macro_rules! sc {
-    ($name:literal, $spec:literal, $summary:literal, $excl:literal, $f:expr) => {
-        Scenario {
-            name: $name,
-            spec: $spec,
-            summary: $summary,
-            exclusive: $excl,
-            run: $f,
-        }
-    };
-}
-
 pub fn scenarios() -> Vec<Scenario> {
     vec![
-        sc!(
+        Scenario::new(
             "malformed.short_0.unattached",
-            "sapi-protocol §2, §9",
+            "protocol §2, §9",
             "a 0-byte datagram on a fresh socket: no reply, socket usable",
-            false,
-            |x, c| short_unattached(x, c, 0)
+            |x, c| short_unattached(x, c, 0),
         ),
-        sc!(
+        Scenario::new(
             "malformed.short_1.unattached",
-            "sapi-protocol §2, §9",
+            "protocol §2, §9",
             "a 1-byte datagram on a fresh socket: no reply, socket usable",
-            false,
-            |x, c| short_unattached(x, c, 1)
+            |x, c| short_unattached(x, c, 1),
         ),
-        sc!(
+        Scenario::new(
             "malformed.short_208.unattached",
-            "sapi-protocol §2, §9",
+            "protocol §2, §9",
             "a 208-byte datagram on a fresh socket: no reply, socket usable",
-            false,
-            |x, c| short_unattached(x, c, 208)
+            |x, c| short_unattached(x, c, 208),
         ),
-        sc!(
+        Scenario::new(
             "malformed.short_208.attached",
-            "sapi-protocol §2, §8.5, §9",
+            "protocol §2, §8.5, §9",
             "a 208-byte datagram on an attached socket: detach, EOF, app gone",
-            true,
-            short_attached
-        ),
-        sc!(
+            short_attached,
+        )
+        .exclusive(),
+        Scenario::new(
             "malformed.long_210.attach",
-            "sapi-protocol §2, §9",
+            "protocol §2, §9",
             "a 210-byte ATTACH is processed as its first 209 bytes",
-            false,
-            |x, c| long_attach(x, c, 210)
+            |x, c| long_attach(x, c, 210),
         ),
-        sc!(
+        Scenario::new(
             "malformed.long_500.attach",
-            "sapi-protocol §2, §9",
+            "protocol §2, §9",
             "a 500-byte ATTACH is processed as its first 209 bytes",
-            false,
-            |x, c| long_attach(x, c, 500)
+            |x, c| long_attach(x, c, 500),
         ),
-        sc!(
+        Scenario::new(
             "malformed.type_0",
-            "sapi-protocol §6.4, §9",
+            "protocol §6.4, §9",
             "type 0: no reply, socket usable",
-            false,
-            |x, c| bad_type(x, c, msg_type::NONE)
+            |x, c| bad_type(x, c, msg_type::NONE),
         ),
-        sc!(
+        Scenario::new(
             "malformed.type_2_reply",
-            "sapi-protocol §6.4, §9",
+            "protocol §6.4, §9",
             "type 2 (a reply type) from a client: no reply, socket usable",
-            false,
-            |x, c| bad_type(x, c, msg_type::ATTACH_REPLY)
+            |x, c| bad_type(x, c, msg_type::ATTACH_REPLY),
         ),
-        sc!(
+        Scenario::new(
             "malformed.type_4_reply",
-            "sapi-protocol §6.4, §9",
+            "protocol §6.4, §9",
             "type 4 from a client: no reply, socket usable",
-            false,
-            |x, c| bad_type(x, c, msg_type::ADD_DEL_WORKER_REPLY)
+            |x, c| bad_type(x, c, msg_type::ADD_DEL_WORKER_REPLY),
         ),
-        sc!(
+        Scenario::new(
             "malformed.type_5_send_fds",
-            "sapi-protocol §6.4, §9",
+            "protocol §6.4, §9",
             "type 5 (SEND_FDS) from a client: no reply, socket usable",
-            false,
-            |x, c| bad_type(x, c, msg_type::SEND_FDS)
+            |x, c| bad_type(x, c, msg_type::SEND_FDS),
         ),
-        sc!(
+        Scenario::new(
             "malformed.type_7_reply",
-            "sapi-protocol §6.4, §9",
+            "protocol §6.4, §9",
             "type 7 from a client: no reply, socket usable",
-            false,
-            |x, c| bad_type(x, c, msg_type::ADD_DEL_CERT_KEY_REPLY)
+            |x, c| bad_type(x, c, msg_type::ADD_DEL_CERT_KEY_REPLY),
         ),
-        sc!(
+        Scenario::new(
             "malformed.type_8",
-            "sapi-protocol §6.4, §9",
+            "protocol §6.4, §9",
             "type 8: no reply, socket usable",
-            false,
-            |x, c| bad_type(x, c, 8)
+            |x, c| bad_type(x, c, 8),
         ),
-        sc!(
+        Scenario::new(
             "malformed.type_99",
-            "sapi-protocol §6.4, §9",
+            "protocol §6.4, §9",
             "type 99: no reply, socket usable",
-            false,
-            |x, c| bad_type(x, c, 99)
+            |x, c| bad_type(x, c, 99),
         ),
-        sc!(
+        Scenario::new(
             "malformed.seed.type_6_certkey",
-            "sapi-protocol §2.1, §12 (types 6/7 since 2021-08-11)",
+            "protocol §2.1, §12 (types 6/7 since 2021-08-11)",
             "seed: an ADD_DEL_CERT_KEY is an unknown type there: no reply, socket usable",
-            false,
-            seed_certkey_unknown
+            seed_certkey_unknown,
         ),
-        sc!(
+        Scenario::new(
             "malformed.attach_pipelined_twice",
-            "sapi-protocol §9; vpp-observed ATTACH",
+            "protocol §9; vpp-26.10 §2.2",
             "two ATTACHes sent back to back: success with fds, then APP_ATTACHED",
-            false,
-            pipelined
+            pipelined,
         ),
-        sc!(
+        Scenario::new(
             "malformed.attach_builtin_eventfd",
-            "sapi-protocol §6.1 step 4",
+            "protocol §6.1 step 4",
             "IS_BUILTIN with EVT_MQ_USE_EVENTFD → NOSUPPORT, no fds",
-            false,
-            builtin_eventfd
+            builtin_eventfd,
         ),
-        sc!(
+        Scenario::new(
             "malformed.attach_all_options_ff",
-            "vpp-observed ATTACH",
+            "vpp-26.10 §2.2",
             "every option 0xff…ff → NOSUPPORT, no fds",
-            false,
-            all_ff
+            all_ff,
         ),
-        sc!(
+        Scenario::new(
             "malformed.corpus.replay",
-            "corpus/malformed README",
+            "protocol §9; vpp-26.10 §7",
             "every file of corpus/malformed sent on a fresh socket leaves the server serving",
-            false,
-            corpus_replay
+            corpus_replay,
         ),
     ]
 }

@@ -1,5 +1,6 @@
-//! The scenarios: each a stable name, the spec section it checks, and a function that drives the
-//! target through real sockets and records expected-vs-observed evidence in a [`Check`].
+//! The scenarios: each a stable name, the sections of `docs/` it checks, and a function that
+//! drives the target through real sockets and records expected-vs-observed evidence in a
+//! [`Check`].
 //!
 //! One module per area. A scenario never decides how it is reported or whether its failure is
 //! expected — that is the runner's job — and it never reaches into the target other than through
@@ -33,13 +34,40 @@ pub mod worker;
 pub struct Scenario {
     /// Stable name, `area.subject.aspect`.
     pub name: &'static str,
-    /// Section(s) of `shared/spec/` it checks.
+    /// The sections of the project's protocol documents (`docs/`) it checks, as citations in
+    /// the convention of `docs/README.md`: `protocol §6.2, §8.3; vpp-26.10 §9.3`.
     pub spec: &'static str,
     /// One line saying what it checks.
     pub summary: &'static str,
     /// Runs alone: it observes global server state (fd counts, app indices) others would disturb.
     pub exclusive: bool,
     pub run: fn(&Ctx, &mut Check) -> Result<(), ScenarioError>,
+}
+
+impl Scenario {
+    /// A scenario that may run beside others.
+    pub const fn new(
+        name: &'static str,
+        spec: &'static str,
+        summary: &'static str,
+        run: fn(&Ctx, &mut Check) -> Result<(), ScenarioError>,
+    ) -> Self {
+        Scenario {
+            name,
+            spec,
+            summary,
+            exclusive: false,
+            run,
+        }
+    }
+
+    /// The same scenario, run alone.
+    pub const fn exclusive(self) -> Self {
+        Scenario {
+            exclusive: true,
+            ..self
+        }
+    }
 }
 
 impl Debug for Scenario {
@@ -178,7 +206,7 @@ pub fn skip(reason: impl Into<String>) -> Result<(), ScenarioError> {
     Err(ScenarioError::Skip(reason.into()))
 }
 
-/// The fd kinds `fd_flags` announces, in the fixed order of §5.3.
+/// The fd kinds `fd_flags` announces, in the fixed order of `docs/protocol.md` §5.3.
 pub fn expected_kinds(fd_flags: u8) -> Vec<&'static str> {
     let mut v = Vec::new();
     if fd_flags & fd_flag::VPP_MQ_SEGMENT != 0 {
@@ -221,7 +249,7 @@ pub fn check_fds(c: &mut Check, what: &str, n_fds: u8, fd_flags: u8, infos: &[Fd
     }
 }
 
-/// Maps a memfd read-only and checks its ssvm and fifo-segment headers (§2, §3.1).
+/// Maps a memfd read-only and checks its ssvm and fifo-segment headers (`docs/shm.md` §2, §3.1).
 pub fn check_segment(c: &mut Check, what: &str, fd: impl AsFd, info: &FdInfo) -> Option<Segment> {
     if !matches!(info.kind, FdKind::Memfd { .. }) {
         c.fail(format!("{what}: expected a memfd, observed {info}"));
@@ -244,7 +272,8 @@ pub fn check_segment(c: &mut Check, what: &str, fd: impl AsFd, info: &FdInfo) ->
     }
 }
 
-/// Ring lengths of an app event mq with queue length q (§3.5): ring 0 q, ring 1 max(16, q/16).
+/// Ring lengths of an app event mq with queue length q (`docs/shm.md` §3.5): ring 0 q, ring 1
+/// max(16, q/16).
 pub fn app_ring_lens(q: u32) -> [u32; 2] {
     [q, (q / 16).max(16)]
 }

@@ -1,4 +1,4 @@
-//! Namespaces (sapi-protocol.md §1.1, §1.2, §3.1, §3.2): a namespace's socket gives handles with
+//! Namespaces (`docs/protocol.md` §1.1, §1.2, §3.1, §3.2): a namespace's socket gives handles with
 //! its index, deleting it closes its listener and every client socket of it (EOF) and leaves the
 //! other namespaces serving. Needs namespace add/delete triggers (built in for the embedded
 //! reference; `--ns-add-cmd`/`--ns-del-cmd` otherwise).
@@ -9,20 +9,18 @@ use crate::wire::AttachRequest;
 
 pub fn scenarios() -> Vec<Scenario> {
     vec![
-        Scenario {
-            name: "namespace.handle_carries_index",
-            spec: "sapi-protocol §1.1, §3.1 notes, §3.2",
-            summary: "an app attached through another namespace's socket gets handle bits of that namespace",
-            exclusive: false,
-            run: handle_carries_index,
-        },
-        Scenario {
-            name: "namespace.delete_closes_clients",
-            spec: "sapi-protocol §1.1 (since 2021-08-05), §10",
-            summary: "deleting a namespace closes its clients (EOF) and listener; the default namespace keeps serving",
-            exclusive: false,
-            run: delete_closes_clients,
-        },
+        Scenario::new(
+            "namespace.handle_carries_index",
+            "protocol §1.1, §3.1 notes, §3.2",
+            "an app attached through another namespace's socket gets handle bits of that namespace",
+            handle_carries_index,
+        ),
+        Scenario::new(
+            "namespace.delete_closes_clients",
+            "protocol §1.1 (since 2021-08-05), §10",
+            "deleting a namespace closes its clients (EOF) and listener; the default namespace keeps serving",
+            delete_closes_clients,
+        ),
     ]
 }
 

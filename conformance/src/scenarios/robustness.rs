@@ -1,4 +1,5 @@
-//! Robustness (sapi-protocol.md §9; vpp-observed Defects): inputs that have crashed real servers.
+//! Robustness (`docs/protocol.md` §9, §9.1; `docs/vpp-26.10.md` §9): inputs that have crashed real
+//! servers.
 //! The runner's liveness check after every scenario is what turns a crash into
 //! "target died during <scenario>"; these scenarios add the inputs and their own follow-up attach.
 
@@ -7,27 +8,24 @@ use crate::wire::{AttachRequest, app_flag, encode_cert_key, opt};
 
 pub fn scenarios() -> Vec<Scenario> {
     vec![
-        Scenario {
-            name: "robustness.proxy_tcp_attach_close",
-            spec: "vpp-observed Defects (IS_PROXY + PROXY_TRANSPORT tcp)",
-            summary: "ATTACH with IS_PROXY and PROXY_TRANSPORT = tcp, then close: the server keeps serving",
-            exclusive: false,
-            run: proxy_tcp,
-        },
-        Scenario {
-            name: "robustness.vanish_mid_certkey",
-            spec: "sapi-protocol §6.3; DEVELOPERS 'a peer that vanishes mid-message'",
-            summary: "a cert-key add whose data datagram never comes because the peer closed: the server keeps serving",
-            exclusive: false,
-            run: vanish_mid_certkey,
-        },
-        Scenario {
-            name: "robustness.vanish_before_reply",
-            spec: "sapi-protocol §8.5",
-            summary: "a peer that sends ATTACH and closes at once: the server keeps serving",
-            exclusive: false,
-            run: vanish_before_reply,
-        },
+        Scenario::new(
+            "robustness.proxy_tcp_attach_close",
+            "vpp-26.10 §9.4",
+            "ATTACH with IS_PROXY and PROXY_TRANSPORT = tcp, then close: the server keeps serving",
+            proxy_tcp,
+        ),
+        Scenario::new(
+            "robustness.vanish_mid_certkey",
+            "protocol §6.3, §9.1",
+            "a cert-key add whose data datagram never comes because the peer closed: the server keeps serving",
+            vanish_mid_certkey,
+        ),
+        Scenario::new(
+            "robustness.vanish_before_reply",
+            "protocol §8.5",
+            "a peer that sends ATTACH and closes at once: the server keeps serving",
+            vanish_before_reply,
+        ),
     ]
 }
 

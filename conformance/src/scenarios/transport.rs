@@ -1,5 +1,5 @@
-//! Transport (sapi-protocol.md §1): the socket exists, is SEQPACKET with mode 0775, refuses stream
-//! and datagram clients, and an abstract-name namespace is reachable.
+//! Transport (`docs/protocol.md` §1): the socket exists, is SEQPACKET with mode 0775, refuses
+//! stream and datagram clients, and an abstract-name namespace is reachable.
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 
@@ -12,48 +12,42 @@ use crate::wire::AttachRequest;
 
 pub fn scenarios() -> Vec<Scenario> {
     vec![
-        Scenario {
-            name: "transport.socket.exists",
-            spec: "sapi-protocol §1.2",
-            summary: "the namespace socket is a socket file at the target path",
-            exclusive: false,
-            run: socket_exists,
-        },
-        Scenario {
-            name: "transport.socket.mode_0775",
-            spec: "sapi-protocol §1.2 rule 4; vpp-observed Transport",
-            summary: "the socket file has mode 0775",
-            exclusive: false,
-            run: socket_mode,
-        },
-        Scenario {
-            name: "transport.socket.seqpacket",
-            spec: "sapi-protocol §1",
-            summary: "a SOCK_SEQPACKET client connects and its socket reports SOCK_SEQPACKET",
-            exclusive: false,
-            run: seqpacket,
-        },
-        Scenario {
-            name: "transport.client.stream_refused",
-            spec: "sapi-protocol §1",
-            summary: "a SOCK_STREAM client cannot connect",
-            exclusive: false,
-            run: |ctx, c| refused(ctx, c, SockType::Stream),
-        },
-        Scenario {
-            name: "transport.client.dgram_refused",
-            spec: "sapi-protocol §1",
-            summary: "a SOCK_DGRAM client cannot connect",
-            exclusive: false,
-            run: |ctx, c| refused(ctx, c, SockType::Datagram),
-        },
-        Scenario {
-            name: "transport.abstract.reachable",
-            spec: "sapi-protocol §1.2 rule 6",
-            summary: "a namespace on an abstract socket name accepts an ATTACH",
-            exclusive: false,
-            run: abstract_reachable,
-        },
+        Scenario::new(
+            "transport.socket.exists",
+            "protocol §1.2",
+            "the namespace socket is a socket file at the target path",
+            socket_exists,
+        ),
+        Scenario::new(
+            "transport.socket.mode_0775",
+            "protocol §1.2 rule 4; vpp-26.10 §1",
+            "the socket file has mode 0775",
+            socket_mode,
+        ),
+        Scenario::new(
+            "transport.socket.seqpacket",
+            "protocol §1",
+            "a SOCK_SEQPACKET client connects and its socket reports SOCK_SEQPACKET",
+            seqpacket,
+        ),
+        Scenario::new(
+            "transport.client.stream_refused",
+            "protocol §1",
+            "a SOCK_STREAM client cannot connect",
+            |ctx, c| refused(ctx, c, SockType::Stream),
+        ),
+        Scenario::new(
+            "transport.client.dgram_refused",
+            "protocol §1",
+            "a SOCK_DGRAM client cannot connect",
+            |ctx, c| refused(ctx, c, SockType::Datagram),
+        ),
+        Scenario::new(
+            "transport.abstract.reachable",
+            "protocol §1.2 rule 6",
+            "a namespace on an abstract socket name accepts an ATTACH",
+            abstract_reachable,
+        ),
     ]
 }
 

@@ -1,4 +1,4 @@
-//! Workers (sapi-protocol.md §3.3–§3.4, §6.2, §8.2–§8.5; vpp-observed ADD_DEL_WORKER): adds on new
+//! Workers (`docs/protocol.md` §3.3–§3.4, §6.2, §8.2–§8.5; `docs/vpp-26.10.md` §3): adds on new
 //! sockets with their own segment and mq, deletes that close the worker's socket without a reply
 //! (HEAD), bad indices, and the app surviving the close of worker 0.
 
@@ -12,55 +12,49 @@ use crate::wire::{self, AttachRequest, Dgram, Profile, WorkerReply, field, msg_t
 
 pub fn scenarios() -> Vec<Scenario> {
     vec![
-        Scenario {
-            name: "worker.add.reply",
-            spec: "sapi-protocol §3.4, §5.3, §8.2",
-            summary: "a worker ADD on a new socket: retval 0, new index, 2 fds [memfd, eventfd], own segment and mq",
-            exclusive: false,
-            run: add_reply,
-        },
-        Scenario {
-            name: "worker.add.sixteen",
-            spec: "sapi-protocol §8.2",
-            summary: "16 workers on 16 sockets each get a distinct index, segment and well-formed mq",
-            exclusive: false,
-            run: add_sixteen,
-        },
-        Scenario {
-            name: "worker.add.bad_app_index",
-            spec: "sapi-protocol §3.4, §6.2; vpp-observed ADD_DEL_WORKER",
-            summary: "ADD for an unknown app → INVALID, wrk_index echoed, handle 0xffffffff, no fds; socket still usable",
-            exclusive: false,
-            run: add_bad_app,
-        },
-        Scenario {
-            name: "worker.del.eof_no_reply",
-            spec: "sapi-protocol §6.2, §8.3, §12 (2023-11-28)",
-            summary: "DEL of a worker: no reply (seed: a reply) and the worker's socket sees EOF",
-            exclusive: false,
-            run: del_eof,
-        },
-        Scenario {
-            name: "worker.del.unknown_wrk",
-            spec: "sapi-protocol §6.2, §9",
-            summary: "DEL of an unknown worker index: no reply at HEAD (seed: INVALID); the socket stays usable",
-            exclusive: false,
-            run: del_unknown,
-        },
-        Scenario {
-            name: "worker.del.then_readd",
-            spec: "sapi-protocol §6.2, §8.2",
-            summary: "after a worker DEL, a new worker ADD for the app succeeds",
-            exclusive: false,
-            run: del_then_readd,
-        },
-        Scenario {
-            name: "worker.close.worker0_keeps_app",
-            spec: "sapi-protocol §8.4; vpp-observed Close and crash",
-            summary: "closing worker 0's socket keeps the app alive for worker 1; closing the last frees it",
-            exclusive: true,
-            run: close_worker0,
-        },
+        Scenario::new(
+            "worker.add.reply",
+            "protocol §3.4, §5.3, §8.2",
+            "a worker ADD on a new socket: retval 0, new index, 2 fds [memfd, eventfd], own segment and mq",
+            add_reply,
+        ),
+        Scenario::new(
+            "worker.add.sixteen",
+            "protocol §8.2",
+            "16 workers on 16 sockets each get a distinct index, segment and well-formed mq",
+            add_sixteen,
+        ),
+        Scenario::new(
+            "worker.add.bad_app_index",
+            "protocol §3.4, §6.2; vpp-26.10 §3",
+            "ADD for an unknown app → INVALID, wrk_index echoed, handle 0xffffffff, no fds; socket still usable",
+            add_bad_app,
+        ),
+        Scenario::new(
+            "worker.del.eof_no_reply",
+            "protocol §6.2, §8.3, §12 (2023-11-28)",
+            "DEL of a worker: no reply (seed: a reply) and the worker's socket sees EOF",
+            del_eof,
+        ),
+        Scenario::new(
+            "worker.del.unknown_wrk",
+            "protocol §6.2, §9",
+            "DEL of an unknown worker index: no reply at HEAD (seed: INVALID); the socket stays usable",
+            del_unknown,
+        ),
+        Scenario::new(
+            "worker.del.then_readd",
+            "protocol §6.2, §8.2",
+            "after a worker DEL, a new worker ADD for the app succeeds",
+            del_then_readd,
+        ),
+        Scenario::new(
+            "worker.close.worker0_keeps_app",
+            "protocol §8.4; vpp-26.10 §6",
+            "closing worker 0's socket keeps the app alive for worker 1; closing the last frees it",
+            close_worker0,
+        )
+        .exclusive(),
     ]
 }
 
