@@ -258,6 +258,20 @@ fn keeps_the_qualifier(#[case] spec: &str, #[case] qualifier: &str) {
     assert_eq!(parsed[0].sections[0].qualifier, qualifier);
 }
 
+/// Each document of `docs/` can be cited by its stem (upcoming `session.*` scenarios cite
+/// `sessions`).
+#[rstest]
+#[case::protocol("protocol §8.5 step 2", &["protocol §8.5 Socket close or error is a crash detach [step 2]"])]
+#[case::shm("shm §4.1", &["shm §4.1 Memory image, from the mq offset on"])]
+#[case::sessions("sessions §7.5, §12.2 row 6", &["sessions §7.5 Sequence (success)", "sessions §12.2 What a conformance client can observe and check [row 6]"])]
+#[case::vpp("vpp-26.10 §9.4", &["vpp-26.10 §9.4 Closing an IS_PROXY app with PROXY_TRANSPORT tcp crashes VPP"])]
+fn resolves(#[case] spec: &str, #[case] expected: &[&str]) {
+    assert_eq!(
+        Docs::load().resolve(spec).expect("a valid citation"),
+        expected
+    );
+}
+
 /// The check catches what a stale or mistyped citation looks like, against the real documents.
 #[rstest]
 #[case::document_outside_the_repository("sapi-protocol §8.5", "/sapi-protocol.md")]
