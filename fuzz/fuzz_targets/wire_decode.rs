@@ -2,4 +2,4 @@
 //! error, never a panic; decoded values re-encode to 209 bytes that decode to the same value.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| sapi_testkit::sim::check_wire_decode(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sapi_testkit::checks::wire_decode::check(data));

@@ -8,14 +8,15 @@
 
 use sapi_core::ResourceError;
 use sapi_testkit::checks::shm_ops;
+use sapi_testkit::checks::wire_decode;
 use sapi_testkit::corpus::replay;
-use sapi_testkit::sim::{Inject, Op, Pick, Sim, check_core_sequence, check_wire_decode};
+use sapi_testkit::sim::{Inject, Op, Pick, Sim, check_core_sequence};
 use sapi_wire::{AttachOptions, OptionIndex, Profile};
 
 #[test]
 fn wire_decode_regressions_and_seeds() {
-    let n = replay("regressions", "wire_decode", check_wire_decode)
-        + replay("fuzz", "wire_decode", check_wire_decode);
+    let n = replay("regressions", "wire_decode", wire_decode::check)
+        + replay("fuzz", "wire_decode", wire_decode::check);
     assert!(n > 0, "no wire_decode seeds found");
 }
 

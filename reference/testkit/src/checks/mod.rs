@@ -3,5 +3,4 @@
 
 pub mod conformance_readers;
 pub mod shm_ops;
-
-pub use crate::sim::check_wire_decode as wire_decode;
+pub mod wire_decode;
