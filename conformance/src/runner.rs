@@ -1,18 +1,20 @@
 //! Runs the selected scenarios against a target: filtering by glob, expect-fail bookkeeping,
-//! `-j N` parallelism (exclusive scenarios run alone), a liveness check after every scenario
-//! ("target died during <scenario>" → the rest SKIP, or a restart), and a live progress line.
+//! `-j N` parallelism (exclusive scenarios run alone), a liveness check
+//! after every scenario ("target died during <scenario>" → the rest SKIP, or a restart), and a
+//! live progress line (an `indicatif` bar on stderr, drawn only when stderr is a terminal).
 //!
 //! Must never: decide a scenario's verdict itself (only map its evidence to a status), or hide a
 //! failure: an expected failure that passes is reported as an unexpected pass.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::report::{Report, ScenarioResult, Status};
 use crate::scenarios::{Check, Ctx, Scenario, ScenarioError};
@@ -110,8 +112,22 @@ pub struct RunConfig {
     pub exe: PathBuf,
     pub malformed_dir: Option<PathBuf>,
     pub expect_fail: ExpectFail,
+    /// Draw the progress bar (when stderr is a terminal).
     pub progress: bool,
     pub restart: bool,
+}
+
+/// The live progress line: `[n/total] ok O fail F skip S  last.scenario`, drawn on stderr only
+/// when asked for and stderr is a terminal; hidden otherwise, so logs and tests see nothing.
+fn progress_bar(total: usize, wanted: bool) -> ProgressBar {
+    if !(wanted && std::io::stderr().is_terminal()) {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("[{pos}/{len}] {wide_msg}") {
+        bar.set_style(style);
+    }
+    bar
 }
 
 /// Runs one scenario and maps its evidence to a status (before expect-fail).
@@ -162,11 +178,10 @@ pub fn run(scenarios: &[Scenario], target: &Target, cfg: &RunConfig) -> Report {
     let started = Instant::now();
     let results: Mutex<Vec<Option<ScenarioResult>>> = Mutex::new(vec![None; scenarios.len()]);
     let next = AtomicUsize::new(0);
-    let done = AtomicUsize::new(0);
     let dead: Mutex<Option<String>> = Mutex::new(None);
     let gate = RwLock::new(());
     let counts = Mutex::new([0usize; 3]);
-    let tty = cfg.progress && std::io::stderr().is_terminal();
+    let bar = progress_bar(scenarios.len(), cfg.progress);
     let jobs = cfg.jobs.clamp(1, 8);
     std::thread::scope(|scope| {
         for _ in 0..jobs {
@@ -233,34 +248,25 @@ pub fn run(scenarios: &[Scenario], target: &Target, cfg: &RunConfig) -> Report {
                         reason,
                         evidence: std::mem::take(&mut evidence),
                     };
-                    let n = done.fetch_add(1, Ordering::SeqCst) + 1;
-                    if tty {
+                    if !bar.is_hidden() {
                         let mut c = counts.lock().unwrap_or_else(|p| p.into_inner());
                         match status {
                             Status::Pass | Status::ExpectedFail => c[0] += 1,
                             Status::Fail | Status::UnexpectedPass => c[1] += 1,
                             Status::Skip => c[2] += 1,
                         }
-                        let mut e = std::io::stderr().lock();
-                        let _ = write!(
-                            e,
-                            "\r\x1b[2K[{n}/{}] ok {} fail {} skip {}  {}",
-                            scenarios.len(),
-                            c[0],
-                            c[1],
-                            c[2],
-                            s.name
-                        );
-                        let _ = e.flush();
+                        bar.set_message(format!(
+                            "ok {} fail {} skip {}  {}",
+                            c[0], c[1], c[2], s.name
+                        ));
+                        bar.inc(1);
                     }
                     results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(res);
                 }
             });
         }
     });
-    if tty {
-        let _ = write!(std::io::stderr(), "\r\x1b[2K");
-    }
+    bar.finish_and_clear();
     let scenarios: Vec<ScenarioResult> = results
         .into_inner()
         .unwrap_or_else(|p| p.into_inner())
