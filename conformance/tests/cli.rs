@@ -71,3 +71,28 @@ fn vpp_expect_fail_file_names_real_scenarios() {
         assert!(!reason.trim().is_empty());
     }
 }
+
+/// `-j` is bounded in one place (`runner::MAX_JOBS`): 0 still runs the scenarios, a huge value
+/// is taken down to the bound, and the help states the same bound.
+#[test]
+fn jobs_are_bounded_by_the_runner_alone() {
+    for jobs in ["0", "1000"] {
+        let out = bin()
+            .args(["--quiet", "--filter", "attach.reply.size", "-j", jobs])
+            .output()
+            .expect("run");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "-j {jobs}:\n{text}");
+        assert!(text.contains("1 passed"), "-j {jobs}:\n{text}");
+    }
+    let help = bin().arg("--help").output().expect("help");
+    let help = String::from_utf8_lossy(&help.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let bound = format!("at most {}", sapi_conformance::runner::MAX_JOBS);
+    assert!(
+        help.contains(&bound),
+        "--help does not say {bound:?}:\n{help}"
+    );
+}

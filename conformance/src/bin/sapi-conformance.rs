@@ -60,7 +60,8 @@ struct RunArgs {
     /// Bound on every single wait, in seconds.
     #[arg(long, default_value_t = 5.0)]
     timeout: f64,
-    /// Scenarios run in parallel (exclusive ones always run alone).
+    /// Scenarios run in parallel (exclusive ones always run alone), at most 8.
+    // (runner::MAX_JOBS bounds it; a CLI test keeps this text in step).
     #[arg(short = 'j', long = "jobs", default_value_t = 2)]
     jobs: usize,
     /// Multiplier for load and cycle counts (256 apps, 1000 cycles at 1).
@@ -296,7 +297,7 @@ fn run(a: RunArgs) -> ExitCode {
         profile: a.profile,
         timeout,
         scale: a.scale.max(0.0),
-        jobs: a.jobs.clamp(1, 2),
+        jobs: a.jobs,
         exe,
         malformed_dir,
         expect_fail,
