@@ -33,49 +33,54 @@ pub enum RunnerError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("parsing expect-fail file {path}: {source}")]
+    #[error(
+        "parsing expect-fail file {path} (entries are \"scenario.name\" = \"reason\"): {source}"
+    )]
     ExpectFailParse {
         path: PathBuf,
         source: toml::de::Error,
     },
-    #[error("expect-fail file {path}: entry {key:?} must be a string (the reason)")]
-    ExpectFailValue { path: PathBuf, key: String },
 }
 
 /// Scenario name → reason it is expected to fail on this target.
 pub type ExpectFail = BTreeMap<String, String>;
 
-/// Reads a TOML file of `"scenario.name" = "reason"` entries (top level, or under `[expect-fail]`).
+/// Which of the two forms a file has: whether it has an `expect-fail` key (any other key and any
+/// value is ignored here).
+#[derive(serde::Deserialize)]
+struct ExpectFailForm {
+    #[serde(rename = "expect-fail")]
+    section: Option<serde::de::IgnoredAny>,
+}
+
+/// The `[expect-fail]` form: every entry in that table, nothing beside it.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpectFailSection {
+    #[serde(rename = "expect-fail")]
+    section: ExpectFail,
+}
+
+/// Reads a TOML file of `"scenario.name" = "reason"` entries, all at the top level or all under
+/// an `[expect-fail]` table. Each form is deserialized directly (no flattening), so a value that
+/// is not a string, or an entry beside the table, is an error pointing at its line.
 pub fn load_expect_fail(path: &Path) -> Result<ExpectFail, RunnerError> {
+    let parse = |source| RunnerError::ExpectFailParse {
+        path: path.into(),
+        source,
+    };
     let text = std::fs::read_to_string(path).map_err(|source| RunnerError::ExpectFailRead {
         path: path.into(),
         source,
     })?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|source| RunnerError::ExpectFailParse {
-            path: path.into(),
-            source,
-        })?;
-    let table = match table.get("expect-fail") {
-        Some(toml::Value::Table(t)) => t.clone(),
-        _ => table,
-    };
-    let mut out = ExpectFail::new();
-    for (k, v) in table {
-        match v {
-            toml::Value::String(reason) => {
-                out.insert(k, reason);
-            }
-            _ => {
-                return Err(RunnerError::ExpectFailValue {
-                    path: path.into(),
-                    key: k,
-                });
-            }
-        }
+    let form: ExpectFailForm = toml::from_str(&text).map_err(parse)?;
+    if form.section.is_some() {
+        toml::from_str::<ExpectFailSection>(&text)
+            .map(|f| f.section)
+            .map_err(parse)
+    } else {
+        toml::from_str(&text).map_err(parse)
     }
-    Ok(out)
 }
 
 /// Builds a matcher from `--filter` globs (none = everything).
@@ -306,9 +311,36 @@ mod tests {
         );
         std::fs::write(&a, "[expect-fail]\n\"x.y\" = \"why\"\n").expect("write");
         assert_eq!(load_expect_fail(&a).expect("b")["x.y"], "why");
-        std::fs::write(&a, "\"x.y\" = 3\n").expect("write");
-        assert!(load_expect_fail(&a).is_err());
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A bad entry is a typed parse error that names the file and shows the offending line.
+    #[rstest::rstest]
+    #[case::integer_at_top_level("\"a.b\" = \"ok\"\n\"x.y\" = 3\n", &["line 2", "\"x.y\" = 3", "integer", "expected a string"])]
+    #[case::table_in_the_section(
+        "[expect-fail]\n\"a.b\" = \"ok\"\n\"x.y\" = { why = \"no\" }\n",
+        &["line 3", "\"x.y\" = {", "expected a string"]
+    )]
+    #[case::entry_beside_the_section(
+        "\"x.y\" = \"why\"\n[expect-fail]\n\"a.b\" = \"ok\"\n",
+        &["line 1", "unknown field `x.y`"]
+    )]
+    #[case::not_toml("\"x.y\" = \n", &["line 1"])]
+    fn bad_expect_fail_entries_name_the_file_and_line(#[case] text: &str, #[case] wanted: &[&str]) {
+        let path = std::env::temp_dir().join(format!(
+            "sapi-conf-xf-bad-{}-{}.toml",
+            std::process::id(),
+            wanted[0].replace(' ', "_")
+        ));
+        std::fs::write(&path, text).expect("write");
+        let e = load_expect_fail(&path).expect_err("bad file");
+        let _ = std::fs::remove_file(&path);
+        assert!(matches!(e, RunnerError::ExpectFailParse { .. }), "{e:?}");
+        let msg = e.to_string();
+        assert!(msg.contains(&path.display().to_string()), "{msg}");
+        for w in wanted {
+            assert!(msg.contains(w), "{w:?} not in:\n{msg}");
+        }
     }
 
     #[test]
