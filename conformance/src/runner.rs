@@ -83,6 +83,15 @@ pub fn load_expect_fail(path: &Path) -> Result<ExpectFail, RunnerError> {
     }
 }
 
+/// The entries of `xf` that name no scenario of `all` (exact names, no globs): stale entries,
+/// in name order.
+pub fn unknown_expect_fail<'a>(xf: &'a ExpectFail, all: &[Scenario]) -> Vec<&'a str> {
+    xf.keys()
+        .map(String::as_str)
+        .filter(|name| !all.iter().any(|s| s.name == *name))
+        .collect()
+}
+
 /// Builds a matcher from `--filter` globs (none = everything).
 pub fn filter(globs: &[String]) -> Result<Option<GlobSet>, RunnerError> {
     if globs.is_empty() {

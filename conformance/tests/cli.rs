@@ -1,5 +1,6 @@
 //! The command line: `--list` names every scenario with its spec section; a bad glob is a usage
-//! error; the expect-fail file shipped for VPP names only existing scenarios.
+//! error; `--list-expect-fail` prints a file's entries and fails on stale ones; the expect-fail
+//! file shipped for VPP names only existing scenarios.
 
 use std::process::Command;
 
@@ -57,10 +58,75 @@ fn bad_glob_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+const VPP_EXPECT_FAIL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/expect-fail/vpp-26.10.toml");
+
+#[test]
+fn list_expect_fail_passes_the_shipped_vpp_file() {
+    let out = bin()
+        .args(["--list-expect-fail", VPP_EXPECT_FAIL])
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+    let xf = sapi_conformance::runner::load_expect_fail(VPP_EXPECT_FAIL.as_ref()).expect("parses");
+    assert_eq!(stdout.lines().count(), xf.len(), "{stdout}");
+    for (name, reason) in &xf {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(name.as_str()) && l.ends_with(reason.as_str())),
+            "{name} not listed with its reason:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn list_expect_fail_warns_about_stale_entries_and_fails() {
+    let path = std::env::temp_dir().join(format!("sapi-conf-stale-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        "[expect-fail]\n\
+         \"attach.reply.fd_order\" = \"real\"\n\
+         \"attach.reply.fd_ordr\" = \"a typo\"\n\
+         \"attach.reply.*\" = \"globs are not expanded\"\n",
+    )
+    .expect("write");
+    let out = bin()
+        .arg("--list-expect-fail")
+        .arg(&path)
+        .output()
+        .expect("run");
+    let _ = std::fs::remove_file(&path);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert_eq!(
+        stdout.lines().count(),
+        3,
+        "every entry is listed:\n{stdout}"
+    );
+    for stale in ["\"attach.reply.fd_ordr\"", "\"attach.reply.*\""] {
+        assert!(stderr.contains(stale), "no warning for {stale}:\n{stderr}");
+    }
+    assert!(!stderr.contains("\"attach.reply.fd_order\""), "{stderr}");
+    assert!(stderr.contains("2 of 3 entries"), "{stderr}");
+}
+
+#[test]
+fn list_expect_fail_of_a_bad_file_is_a_usage_error() {
+    let out = bin()
+        .args(["--list-expect-fail", "/nonexistent/expect-fail.toml"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/expect-fail.toml"));
+}
+
 #[test]
 fn vpp_expect_fail_file_names_real_scenarios() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/expect-fail/vpp-26.10.toml");
-    let xf = sapi_conformance::runner::load_expect_fail(path.as_ref()).expect("parses");
+    let xf = sapi_conformance::runner::load_expect_fail(VPP_EXPECT_FAIL.as_ref()).expect("parses");
     let names: Vec<&str> = sapi_conformance::scenarios::all()
         .iter()
         .map(|s| s.name)

@@ -51,6 +51,10 @@ struct RunArgs {
     /// TOML file of `"scenario.name" = "reason"` known deviations: they do not fail the gate.
     #[arg(long, value_name = "FILE")]
     expect_fail: Option<PathBuf>,
+    /// Print an expect-fail file's entries and exit; exits 1 (with a warning for each) when an
+    /// entry names no scenario of the suite, so stale entries cannot go unnoticed.
+    #[arg(long, value_name = "FILE")]
+    list_expect_fail: Option<PathBuf>,
     /// Write a JUnit XML report.
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
@@ -215,7 +219,48 @@ fn raise_fd_limit() {
     }
 }
 
+/// `--list-expect-fail FILE`: every entry with its reason on stdout, a warning on stderr for
+/// each entry that names no scenario; 0 when there is none, 1 when there are, 2 on a bad file.
+fn list_expect_fail(path: &std::path::Path) -> ExitCode {
+    use std::io::Write;
+    let xf = match runner::load_expect_fail(path) {
+        Ok(xf) => xf,
+        Err(e) => {
+            eprintln!("sapi-conformance: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let w = xf.keys().map(String::len).max().unwrap_or(8);
+    let mut out = std::io::stdout().lock();
+    for (name, reason) in &xf {
+        if writeln!(out, "{name:<w$}  {reason}").is_err() {
+            break;
+        }
+    }
+    let unknown = runner::unknown_expect_fail(&xf, &scenarios::all());
+    for name in &unknown {
+        eprintln!(
+            "sapi-conformance: warning: {}: entry {name:?} names no scenario",
+            path.display()
+        );
+    }
+    if unknown.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "sapi-conformance: {} of {} entries in {} name no scenario (see --list)",
+            unknown.len(),
+            xf.len(),
+            path.display()
+        );
+        ExitCode::FAILURE
+    }
+}
+
 fn run(a: RunArgs) -> ExitCode {
+    if let Some(path) = &a.list_expect_fail {
+        return list_expect_fail(path);
+    }
     let all = scenarios::all();
     let selected = match runner::filter(&a.filter) {
         Ok(f) => runner::select(all, &f),
@@ -248,10 +293,8 @@ fn run(a: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    for name in expect_fail.keys() {
-        if !scenarios::all().iter().any(|s| s.name == name) {
-            eprintln!("sapi-conformance: warning: expect-fail entry {name:?} names no scenario");
-        }
+    for name in runner::unknown_expect_fail(&expect_fail, &scenarios::all()) {
+        eprintln!("sapi-conformance: warning: expect-fail entry {name:?} names no scenario");
     }
     raise_fd_limit();
     let exe = match std::env::current_exe() {
