@@ -6,7 +6,10 @@
 //! the target's pid (`SO_PEERCRED` on the suite's own connection, or `--target-pid`), liveness,
 //! restart (`--restart-cmd`, or respawning the embedded child), and the optional triggers the
 //! protocol itself cannot express (segment add, namespace add/delete): embedded ones call the
-//! reference's CLI; for other targets they are user-given shell commands with placeholders.
+//! reference's CLI; for other targets they are user-given shell commands with placeholders
+//! (`{ns}`, `{sock}`, `{app}`, `{wrk}`), each replaced by its value quoted for `sh` with
+//! `shlex`, so a namespace or socket name with a space or a quote stays one word and cannot
+//! inject a command.
 //!
 //! Must never: link to the reference's server code (only its CLI entry point, from the binary),
 //! wait without a bound, or leave the child or its runtime directory behind.
@@ -36,12 +39,13 @@ pub struct TargetConfig {
     pub profile: Profile,
     pub timeout: Duration,
     pub target_pid: Option<u32>,
+    /// No placeholders.
     pub restart_cmd: Option<String>,
-    /// `{app}` `{wrk}` are replaced.
+    /// `{app}` `{wrk}` are replaced (see [`fill_template`]).
     pub segment_add_cmd: Option<String>,
-    /// `{ns}` and `{sock}` are replaced.
+    /// `{ns}` and `{sock}` are replaced (see [`fill_template`]).
     pub ns_add_cmd: Option<String>,
-    /// `{ns}` is replaced.
+    /// `{ns}` is replaced (see [`fill_template`]).
     pub ns_del_cmd: Option<String>,
 }
 
@@ -76,6 +80,13 @@ pub enum TargetError {
     NoRestart { after: Duration },
     #[error("no --restart-cmd given")]
     NoRestartCmd,
+    #[error("cannot quote {value:?} for {{{placeholder}}} in `{template}`: {source}")]
+    Quote {
+        template: String,
+        placeholder: String,
+        value: String,
+        source: shlex::QuoteError,
+    },
 }
 
 /// A running embedded child with the pipe whose EOF tells us it exited.
@@ -315,13 +326,15 @@ impl Target {
                 wrk.to_string(),
             ]);
         }
-        let cmd = self
+        let template = self
             .cfg
             .segment_add_cmd
             .as_ref()
-            .ok_or(TargetError::NoTrigger("segment-add"))?
-            .replace("{app}", &app.to_string())
-            .replace("{wrk}", &wrk.to_string());
+            .ok_or(TargetError::NoTrigger("segment-add"))?;
+        let cmd = fill_template(
+            template,
+            &[("app", &app.to_string()), ("wrk", &wrk.to_string())],
+        )?;
         run_shell(&cmd, self.cfg.timeout)
     }
 
@@ -348,13 +361,12 @@ impl Target {
                 sock.to_string(),
             ]);
         }
-        let cmd = self
+        let template = self
             .cfg
             .ns_add_cmd
             .as_ref()
-            .ok_or(TargetError::NoTrigger("ns-add"))?
-            .replace("{ns}", id)
-            .replace("{sock}", &sock.to_string());
+            .ok_or(TargetError::NoTrigger("ns-add"))?;
+        let cmd = fill_template(template, &[("ns", id), ("sock", &sock.to_string())])?;
         run_shell(&cmd, self.cfg.timeout)
     }
 
@@ -362,12 +374,12 @@ impl Target {
         if self.is_embedded() {
             return self.reference_cli(&["ns".into(), "del".into(), id.into()]);
         }
-        let cmd = self
+        let template = self
             .cfg
             .ns_del_cmd
             .as_ref()
-            .ok_or(TargetError::NoTrigger("ns-del"))?
-            .replace("{ns}", id);
+            .ok_or(TargetError::NoTrigger("ns-del"))?;
+        let cmd = fill_template(template, &[("ns", id)])?;
         run_shell(&cmd, self.cfg.timeout)
     }
 }
@@ -429,6 +441,44 @@ fn read_to_eof_within(r: &mut impl ReadFd, out: &mut Vec<u8>, timeout: Duration)
 
 trait ReadFd: Read + AsFd {}
 impl<T: Read + AsFd> ReadFd for T {}
+
+/// Replaces each `{name}` of `values` in a user's command template with the value quoted for
+/// `sh` (`shlex::try_quote`: a plain name stays as it is, anything else becomes one quoted word),
+/// in one pass, so a value that itself contains `{sock}` is not substituted again. Other braces
+/// are left as written. Placeholders must therefore not be quoted in the template.
+pub fn fill_template(template: &str, values: &[(&str, &str)]) -> Result<String, TargetError> {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let hit = after.find('}').and_then(|close| {
+            let name = &after[..close];
+            values
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(k, v)| (close, *k, *v))
+        });
+        match hit {
+            Some((close, name, value)) => {
+                let quoted = shlex::try_quote(value).map_err(|source| TargetError::Quote {
+                    template: template.into(),
+                    placeholder: name.into(),
+                    value: value.into(),
+                    source,
+                })?;
+                out.push_str(&quoted);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
 
 /// Runs `sh -c cmd` with the timeout as a bound; returns its stdout.
 pub fn run_shell(cmd: &str, timeout: Duration) -> Result<String, TargetError> {
@@ -501,6 +551,65 @@ mod tests {
         );
         let e = run_shell("echo nope >&2; exit 3", Duration::from_secs(5)).expect_err("fails");
         assert!(e.to_string().contains("nope"), "{e}");
+    }
+
+    /// A name that would break or extend an unquoted command: a space, a quote, a `;`.
+    const HOSTILE: &str = "it's a; touch /tmp/sapi-conformance-injected";
+
+    #[test]
+    fn template_values_are_quoted_one_word_each() {
+        let cmd = fill_template(
+            "printf '[%s]\\n' {ns} {sock} {ns}",
+            &[("ns", HOSTILE), ("sock", "/run/vpp/app ns/x")],
+        )
+        .expect("quotable");
+        assert_eq!(
+            run_shell(&cmd, Duration::from_secs(5)).expect("runs"),
+            format!("[{HOSTILE}]\n[/run/vpp/app ns/x]\n[{HOSTILE}]\n"),
+            "{cmd}"
+        );
+    }
+
+    #[test]
+    fn templates_are_filled_in_one_pass_and_plain_values_stay_plain() {
+        assert_eq!(
+            fill_template(
+                "add {ns} {sock} {unknown} {{ns}} {",
+                &[("ns", "{sock}"), ("sock", "conf1")]
+            )
+            .expect("quotable"),
+            "add '{sock}' conf1 {unknown} {'{sock}'} {"
+        );
+        assert_eq!(
+            fill_template("seg {app} {wrk}", &[("app", "3"), ("wrk", "0")]).expect("quotable"),
+            "seg 3 0"
+        );
+        let e = fill_template("x {ns}", &[("ns", "a\0b")]).expect_err("nul");
+        assert!(matches!(e, TargetError::Quote { .. }), "{e}");
+    }
+
+    #[test]
+    fn namespace_triggers_pass_hostile_names_as_one_argument() {
+        let t = Target::start(TargetConfig {
+            kind: TargetKind::External(Endpoint::Path("/run/vpp/app_ns_sockets/default".into())),
+            profile: Profile::Head,
+            timeout: Duration::from_secs(5),
+            target_pid: None,
+            restart_cmd: None,
+            segment_add_cmd: None,
+            ns_add_cmd: Some("printf '%s|' {ns} {sock}".into()),
+            ns_del_cmd: Some("printf '%s|' del {ns}".into()),
+        })
+        .expect("external");
+        let sock = t.ns_endpoint(HOSTILE);
+        assert_eq!(
+            t.ns_add(HOSTILE, &sock).expect("ns add"),
+            format!("{HOSTILE}|/run/vpp/app_ns_sockets/{HOSTILE}|")
+        );
+        assert_eq!(
+            t.ns_del(HOSTILE).expect("ns del"),
+            format!("del|{HOSTILE}|")
+        );
     }
 
     #[test]

@@ -77,13 +77,14 @@ struct RunArgs {
     /// Shell command that restarts a target that died.
     #[arg(long, value_name = "CMD")]
     restart_cmd: Option<String>,
-    /// Shell command making the target add a segment to app {app} worker {wrk}.
+    /// Shell command making the target add a segment to app {app} worker {wrk}. Placeholders
+    /// are replaced by shell-quoted values: do not quote them yourself.
     #[arg(long, value_name = "CMD")]
     segment_add_cmd: Option<String>,
-    /// Shell command creating namespace {ns} listening at {sock}.
+    /// Shell command creating namespace {ns} listening at {sock} (placeholders shell-quoted).
     #[arg(long, value_name = "CMD")]
     ns_add_cmd: Option<String>,
-    /// Shell command deleting namespace {ns}.
+    /// Shell command deleting namespace {ns} (shell-quoted).
     #[arg(long, value_name = "CMD")]
     ns_del_cmd: Option<String>,
     /// Directory of malformed-input files (default: corpus/malformed of this source tree).
