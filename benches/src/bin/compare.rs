@@ -14,46 +14,56 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use clap::builder::NonEmptyStringValueParser;
+use clap::{Parser, ValueEnum};
+
+/// criterion baseline vs new: a table, and exit 1 when a bench got slower than the threshold
+/// (2 on a usage error or when nothing matched).
+#[derive(Parser, Debug)]
+#[command(name = "compare")]
 struct Args {
-    dir: PathBuf,
+    /// Baseline name, as saved with `cargo bench -- --save-baseline NAME`.
+    #[arg(long, value_name = "NAME", value_parser = NonEmptyStringValueParser::new())]
     baseline: String,
+    /// The run to compare against it (criterion writes `new` on every run).
+    #[arg(long, value_name = "NAME", default_value = "new")]
     new: String,
+    /// Slow-down, in percent, past which a bench counts as regressed.
+    #[arg(
+        long,
+        value_name = "PERCENT",
+        default_value_t = 10.0,
+        allow_negative_numbers = true
+    )]
     threshold: f64,
-    stat: String,
+    /// Which estimate of the time per iteration to compare.
+    #[arg(long, value_enum, default_value_t = Stat::Mean)]
+    stat: Stat,
+    /// Only benches whose id contains this.
+    #[arg(long, value_name = "SUBSTR")]
     filter: Option<String>,
+    /// criterion's output directory (default: target/criterion of this workspace).
+    #[arg(long, value_name = "CRITERION_DIR")]
+    dir: Option<PathBuf>,
 }
 
-fn usage() -> ExitCode {
-    eprintln!(
-        "usage: compare --baseline NAME [--new NAME] [--threshold PERCENT] \
-         [--stat mean|median|slope] [--filter SUBSTR] [--dir CRITERION_DIR]"
-    );
-    ExitCode::from(2)
+/// The statistics of criterion's `estimates.json` that can be compared.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Stat {
+    Mean,
+    Median,
+    Slope,
 }
 
-fn parse() -> Option<Args> {
-    let mut a = Args {
-        dir: default_dir(),
-        baseline: String::new(),
-        new: "new".into(),
-        threshold: 10.0,
-        stat: "mean".into(),
-        filter: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(k) = it.next() {
-        let mut v = || it.next();
-        match k.as_str() {
-            "--baseline" => a.baseline = v()?,
-            "--new" => a.new = v()?,
-            "--threshold" => a.threshold = v()?.parse().ok()?,
-            "--stat" => a.stat = v()?,
-            "--filter" => a.filter = Some(v()?),
-            "--dir" => a.dir = PathBuf::from(v()?),
-            _ => return None,
+impl Stat {
+    /// The key in `estimates.json`.
+    fn key(self) -> &'static str {
+        match self {
+            Stat::Mean => "mean",
+            Stat::Median => "median",
+            Stat::Slope => "slope",
         }
     }
-    (!a.baseline.is_empty() && ["mean", "median", "slope"].contains(&a.stat.as_str())).then_some(a)
 }
 
 /// `target/criterion` of the workspace this binary was built in (or `$CARGO_TARGET_DIR`).
@@ -112,22 +122,21 @@ fn human(ns: f64) -> String {
 }
 
 fn main() -> ExitCode {
-    let Some(a) = parse() else {
-        return usage();
-    };
+    let a = Args::parse();
+    let dir = a.dir.clone().unwrap_or_else(default_dir);
     let mut dirs = Vec::new();
-    bench_dirs(&a.dir, &a.baseline, &mut dirs);
+    bench_dirs(&dir, &a.baseline, &mut dirs);
     let mut rows = Vec::new();
     for d in dirs {
-        let name = d.strip_prefix(&a.dir).unwrap_or(&d).display().to_string();
+        let name = d.strip_prefix(&dir).unwrap_or(&d).display().to_string();
         if a.filter
             .as_ref()
             .is_some_and(|f| !name.contains(f.as_str()))
         {
             continue;
         }
-        let base = estimate(&d.join(&a.baseline).join("estimates.json"), &a.stat);
-        let new = estimate(&d.join(&a.new).join("estimates.json"), &a.stat);
+        let base = estimate(&d.join(&a.baseline).join("estimates.json"), a.stat.key());
+        let new = estimate(&d.join(&a.new).join("estimates.json"), a.stat.key());
         if let (Some(b), Some(n)) = (base, new) {
             rows.push((name, b, n));
         }
@@ -135,7 +144,7 @@ fn main() -> ExitCode {
     if rows.is_empty() {
         eprintln!(
             "no bench under {} has both a {:?} and a {:?} estimate",
-            a.dir.display(),
+            dir.display(),
             a.baseline,
             a.new
         );
@@ -144,7 +153,12 @@ fn main() -> ExitCode {
     let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(5).max(5);
     println!(
         "{:<w$}  {:>12}  {:>12}  {:>8}  verdict ({} time per iteration, threshold +{}%)",
-        "bench", a.baseline, a.new, "change", a.stat, a.threshold
+        "bench",
+        a.baseline,
+        a.new,
+        "change",
+        a.stat.key(),
+        a.threshold
     );
     let mut regressed = 0;
     for (name, b, n) in &rows {

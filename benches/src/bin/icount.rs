@@ -14,10 +14,57 @@
 //! workload's count grew past the threshold or a baseline workload is missing, 2 on errors.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+use clap::{Parser, Subcommand};
 use sapi_benches::workloads;
+
+/// The instruction-count gate: per-operation instruction counts of the workloads under
+/// callgrind, and a comparison that exits 1 past a threshold (2 on errors).
+#[derive(Parser, Debug)]
+#[command(name = "icount")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run each workload under `valgrind --tool=callgrind` and write instructions per op to a CSV.
+    Measure {
+        /// Where to write the CSV (workload,instructions_per_op,ops).
+        #[arg(long, value_name = "FILE.csv")]
+        out: PathBuf,
+        /// Only these workloads (comma-separated or repeated).
+        #[arg(long, value_name = "NAME", value_delimiter = ',')]
+        only: Vec<String>,
+    },
+    /// Compare two CSVs; exit 1 when a workload grew past the threshold or is missing.
+    Compare {
+        /// The committed counts (benches/icount-baseline.csv).
+        #[arg(value_name = "BASE.csv")]
+        base: PathBuf,
+        /// The counts just measured.
+        #[arg(value_name = "NEW.csv")]
+        new: PathBuf,
+        /// Growth, in percent, past which a workload counts as regressed.
+        #[arg(
+            long,
+            value_name = "PERCENT",
+            default_value_t = 2.0,
+            allow_negative_numbers = true
+        )]
+        threshold: f64,
+    },
+    /// Run one workload N times (what callgrind runs).
+    Run {
+        /// A workload of sapi_benches::workloads.
+        name: String,
+        #[arg(value_name = "N")]
+        n: u64,
+    },
+}
 
 /// Operations per workload: enough to drown rounding, few enough for valgrind's pace.
 fn ops(name: &str) -> u64 {
@@ -55,10 +102,11 @@ fn callgrind(name: &str, n: u64) -> Result<u64, String> {
         .ok_or_else(|| format!("no instruction total in callgrind output of {name}"))
 }
 
-fn measure(out: &Path, only: Option<&str>) -> Result<(), String> {
+/// Measures every workload, or those in `only` when it is not empty.
+fn measure(out: &Path, only: &[String]) -> Result<(), String> {
     let mut csv = String::from("workload,instructions_per_op,ops\n");
     for &name in workloads::NAMES {
-        if only.is_some_and(|o| !o.split(',').any(|x| x == name)) {
+        if !only.is_empty() && !only.iter().any(|x| x == name) {
             continue;
         }
         let n = ops(name);
@@ -122,30 +170,17 @@ fn compare(base: &Path, new: &Path, threshold: f64) -> Result<bool, String> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    let r = match a.as_slice() {
-        ["run", name, n] => {
-            let Ok(n) = n.parse() else {
-                return ExitCode::from(2);
-            };
-            match workloads::run(name, n, workloads::slow_from_env()) {
-                Some(()) => Ok(true),
-                None => Err(format!("no workload {name:?}; have {:?}", workloads::NAMES)),
-            }
-        }
-        ["measure", "--out", out] => measure(Path::new(out), None).map(|()| true),
-        ["measure", "--out", out, "--only", only] => {
-            measure(Path::new(out), Some(only)).map(|()| true)
-        }
-        ["compare", base, new] => compare(Path::new(base), Path::new(new), 2.0),
-        ["compare", base, new, "--threshold", t] => match t.parse() {
-            Ok(t) => compare(Path::new(base), Path::new(new), t),
-            Err(_) => Err(format!("bad threshold {t:?}")),
+    let r = match Cli::parse().cmd {
+        Cmd::Run { name, n } => match workloads::run(&name, n, workloads::slow_from_env()) {
+            Some(()) => Ok(true),
+            None => Err(format!("no workload {name:?}; have {:?}", workloads::NAMES)),
         },
-        _ => Err("usage: icount measure --out FILE.csv [--only A,B] | \
-                  icount compare BASE.csv NEW.csv [--threshold PERCENT] | icount run NAME N"
-            .into()),
+        Cmd::Measure { out, only } => measure(&out, &only).map(|()| true),
+        Cmd::Compare {
+            base,
+            new,
+            threshold,
+        } => compare(&base, &new, threshold),
     };
     match r {
         Ok(true) => ExitCode::SUCCESS,

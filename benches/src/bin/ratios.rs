@@ -11,6 +11,17 @@
 
 use std::path::{Path, PathBuf};
 
+use clap::Parser;
+
+/// Prints the README's performance table (subject ÷ anchor from the same criterion run).
+#[derive(Parser, Debug)]
+#[command(name = "ratios")]
+struct Args {
+    /// criterion's output directory (default: target/criterion of this workspace).
+    #[arg(long, value_name = "CRITERION_DIR")]
+    dir: Option<PathBuf>,
+}
+
 fn default_dir() -> PathBuf {
     if let Ok(t) = std::env::var("CARGO_TARGET_DIR") {
         return PathBuf::from(t).join("criterion");
@@ -96,11 +107,7 @@ fn gib_s(dir: &Path, id: &str, bytes: f64) -> String {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let dir = match (args.next().as_deref(), args.next()) {
-        (Some("--dir"), Some(d)) => PathBuf::from(d),
-        _ => default_dir(),
-    };
+    let dir = Args::parse().dir.unwrap_or_else(default_dir);
     let d = dir.as_path();
     let mut t = Table { rows: vec![] };
     t.rows

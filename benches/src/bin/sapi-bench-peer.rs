@@ -15,12 +15,30 @@
 //! production, so its unmaps do not shoot down the client's TLB and vice versa.
 
 use std::os::fd::{AsFd, BorrowedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
 
 use sapi_benches::buf::PageBuf;
 use sapi_benches::{fifo_rig, sys};
 use sapi_shm::segment::Segment;
 
-fn serve(dir: &str) {
+/// The consumer process of the cross-process benches (commands on the socket in
+/// `$SAPI_BENCH_PEER_FD`), or with `serve DIR` the attach benches' reference server.
+#[derive(Parser, Debug)]
+#[command(name = "sapi-bench-peer")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the reference server in DIR; prints READY once it listens, runs until killed.
+    Serve { dir: PathBuf },
+}
+
+fn serve(dir: &Path) {
     use std::io::Write;
     let cfg = sapi_reference::shell::ServeConfig {
         runtime_dir: dir.into(),
@@ -40,11 +58,8 @@ fn serve(dir: &str) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if let [_, cmd, dir] = args.as_slice()
-        && cmd == "serve"
-    {
-        return serve(dir);
+    if let Some(Cmd::Serve { dir }) = Cli::parse().cmd {
+        return serve(&dir);
     }
     let fd: RawFd = std::env::var("SAPI_BENCH_PEER_FD")
         .ok()
