@@ -5,7 +5,6 @@
 //! must change exactly one observable behaviour.
 
 use std::fmt;
-use std::str::FromStr;
 
 /// One deliberate deviation from the protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -35,6 +34,26 @@ impl InjectedFault {
         InjectedFault::BadRingSize,
     ];
 
+    /// What it does, in one line (the command line's help).
+    pub fn description(self) -> &'static str {
+        match self {
+            InjectedFault::WrongFdOrder => {
+                "ATTACH_REPLY carries the app segment before the mqs segment"
+            }
+            InjectedFault::MissingEventfd => {
+                "ATTACH_REPLY announces the mq eventfd but does not send it"
+            }
+            InjectedFault::NoCrashDetach => {
+                "a closed socket's workers are kept (the app is never detached)"
+            }
+            InjectedFault::ShortReply => "ATTACH_REPLY is sent as 208 bytes",
+            InjectedFault::WrongRetval => "a second ATTACH answers NOAPP instead of APP_ATTACHED",
+            InjectedFault::BadRingSize => {
+                "the app mq's control ring has 128-byte elements, not 256"
+            }
+        }
+    }
+
     /// The command-line name.
     pub fn name(self) -> &'static str {
         match self {
@@ -54,25 +73,9 @@ impl fmt::Display for InjectedFault {
     }
 }
 
-/// A fault name that is not in [`InjectedFault::ALL`].
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown fault {0:?} (see --inject-fault list)")]
-pub struct UnknownFault(pub String);
-
-impl FromStr for InjectedFault {
-    type Err = UnknownFault;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        InjectedFault::ALL
-            .into_iter()
-            .find(|f| f.name() == s)
-            .ok_or_else(|| UnknownFault(s.to_owned()))
-    }
-}
-
 /// The set of enabled faults.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct InjectedFaults(u8);
+pub struct InjectedFaults(u32);
 
 impl InjectedFaults {
     /// Enables `fault`.

@@ -33,7 +33,7 @@ pub use config::{
     CERTKEY_DATA_TIMEOUT, Config, DEFAULT_EVT_QUEUE_SIZE, MAX_CERT_OR_KEY_LEN, MAX_CERTKEY_LEN,
     MAX_EVT_QUEUE_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE,
 };
-pub use fault::{InjectedFault, InjectedFaults, UnknownFault};
+pub use fault::{InjectedFault, InjectedFaults};
 pub use ids::{AppIndex, NsIndex, SegmentId, SocketId, WorkerKey, segment_handle};
 pub use input::{Input, ResourceError, WorkerResourcesReady};
 pub use server::{Counts, Server};

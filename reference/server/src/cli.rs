@@ -69,9 +69,9 @@ enum Command {
         /// Protocol revision to speak.
         #[arg(long, default_value = "head", value_parser = parse_profile)]
         profile: Profile,
-        /// TEST ONLY: deviate from the protocol on purpose (`list` prints the names).
-        #[arg(long = "inject-fault", value_name = "NAME")]
-        faults: Vec<String>,
+        /// TEST ONLY: deviate from the protocol on purpose (repeatable; `list` prints the names).
+        #[arg(long = "inject-fault", value_name = "NAME", value_enum)]
+        faults: Vec<FaultChoice>,
         /// Accept connections only from this uid (repeatable; with --allow-gid, either
         /// matches). By default anyone who can open the socket file may connect, as with VPP.
         #[arg(long = "allow-uid", value_name = "UID")]
@@ -284,21 +284,52 @@ struct ServeArgs {
     enforce_ns_secret: bool,
 }
 
-fn run_serve(args: ServeArgs, namespaces: &[String], fault_names: &[String]) -> ExitCode {
-    if fault_names.iter().any(|f| f == "list") {
+/// A value of `--inject-fault`: one of the core's faults, or `list`. The names and help come
+/// from [`InjectedFault`] itself, so the list cannot drift from the core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FaultChoice {
+    List,
+    Fault(InjectedFault),
+}
+
+const FAULT_CHOICES: [FaultChoice; InjectedFault::ALL.len() + 1] = {
+    let mut out = [FaultChoice::List; InjectedFault::ALL.len() + 1];
+    let mut i = 0;
+    while i < InjectedFault::ALL.len() {
+        out[i + 1] = FaultChoice::Fault(InjectedFault::ALL[i]);
+        i += 1;
+    }
+    out
+};
+
+impl clap::ValueEnum for FaultChoice {
+    fn value_variants<'a>() -> &'a [Self] {
+        &FAULT_CHOICES
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(match self {
+            FaultChoice::List => {
+                clap::builder::PossibleValue::new("list").help("print the fault names and exit")
+            }
+            FaultChoice::Fault(f) => {
+                clap::builder::PossibleValue::new(f.name()).help(f.description())
+            }
+        })
+    }
+}
+
+fn run_serve(args: ServeArgs, namespaces: &[String], choices: &[FaultChoice]) -> ExitCode {
+    if choices.contains(&FaultChoice::List) {
         for f in InjectedFault::ALL {
             println!("{f}");
         }
         return ExitCode::SUCCESS;
     }
     let mut faults = InjectedFaults::default();
-    for name in fault_names {
-        match name.parse::<InjectedFault>() {
-            Ok(f) => faults.insert(f),
-            Err(e) => {
-                eprintln!("sapi-reference: --inject-fault: {e}");
-                return ExitCode::from(2);
-            }
+    for choice in choices {
+        if let FaultChoice::Fault(f) = choice {
+            faults.insert(*f);
         }
     }
     let mut extra = Vec::new();
