@@ -1,6 +1,6 @@
 //! Runs the selected scenarios against a target: filtering by glob, expect-fail bookkeeping,
 //! `-j N` parallelism (exclusive scenarios run alone, [`MAX_JOBS`] bounds N), a liveness check
-//! after every scenario ("target died during <scenario>" → the rest SKIP, or a restart), and a
+//! after every scenario ("target died during `<scenario>`" → the rest SKIP, or a restart), and a
 //! live progress line (an `indicatif` bar on stderr, drawn only when stderr is a terminal).
 //!
 //! Must never: decide a scenario's verdict itself (only map its evidence to a status), or hide a

@@ -5,7 +5,7 @@
 //!
 //! Written with `quick-xml`'s [`Writer`], which owns escaping. Must never: emit a character XML
 //! 1.0 forbids even escaped (evidence quotes bytes a target sent, e.g. a memfd name), so every
-//! string goes through [`xml_chars`] first.
+//! string goes through `xml_chars` first.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;

@@ -1,7 +1,7 @@
 //! Robustness (`docs/protocol.md` §9, §9.1; `docs/vpp-26.10.md` §9): inputs that have crashed real
 //! servers.
 //! The runner's liveness check after every scenario is what turns a crash into
-//! "target died during <scenario>"; these scenarios add the inputs and their own follow-up attach.
+//! "target died during `<scenario>`"; these scenarios add the inputs and their own follow-up attach.
 
 use super::{Check, Ctx, Scenario, ScenarioError};
 use crate::wire::{AttachRequest, app_flag, encode_cert_key, opt};

@@ -1,8 +1,8 @@
-//! What the core asks the shell to do ([`Action`]), and the contract the shell keeps.
+//! What the core asks the shell to do ([`Action`](crate::Action)), and the contract the shell keeps.
 //!
 //! Owns the contract between the sans-IO core and the IO shell. Anything that needs a syscall —
 //! creating a memfd, binding a listener, sending with `SCM_RIGHTS`, writing into a mapped mq —
-//! is an [`Action`]; anything the kernel tells the shell is an [`Input`]. Resources are acquired
+//! is an [`Action`](crate::Action); anything the kernel tells the shell is an [`Input`](crate::Input). Resources are acquired
 //! in two phases (an action asking for them, an input reporting the outcome) so that a failed
 //! memfd or bind is just another deterministic input in a simulation.
 //!
@@ -10,7 +10,7 @@
 //! request (`Listen`, `CreateWorkerResources`, `CreateSegment`) before feeding any other input,
 //! as VPP's main thread does its work under the barrier. The core relies on it: a worker whose
 //! resources are being created is not yet bound to its socket. Send failures are reported after
-//! the batch ([`Input::SendFailed`]), so no action of a batch meets a worker its own batch freed.
+//! the batch ([`Input::SendFailed`](crate::Input::SendFailed)), so no action of a batch meets a worker its own batch freed.
 
 use std::time::Duration;
 
@@ -38,7 +38,7 @@ pub enum Action {
     },
     /// Close a socket (after any sends queued before this action).
     Close(SocketId),
-    /// Create a listener for a namespace; answer with [`Input::Listened`].
+    /// Create a listener for a namespace; answer with [`Input::Listened`](crate::Input::Listened).
     Listen {
         /// The namespace.
         ns: NsIndex,
@@ -51,14 +51,14 @@ pub enum Action {
         ns: NsIndex,
     },
     /// Create a worker's first segment, its mq and maybe its eventfd; answer with
-    /// [`Input::WorkerResources`].
+    /// [`Input::WorkerResources`](crate::Input::WorkerResources).
     CreateWorkerResources {
         /// The worker.
         worker: WorkerKey,
         /// What to create.
         spec: WorkerResources,
     },
-    /// Create one more segment; answer with [`Input::SegmentCreated`].
+    /// Create one more segment; answer with [`Input::SegmentCreated`](crate::Input::SegmentCreated).
     CreateSegment(SegmentSpec),
     /// Post a control event into a worker's mq.
     PostCtrlEvent {
@@ -71,7 +71,7 @@ pub enum Action {
     FreeSegment(SegmentId),
     /// Close a worker's eventfd and forget its mq.
     FreeWorker(WorkerKey),
-    /// Report [`Input::DeadlineExpired`] for this socket after `after`, unless re-armed or the
+    /// Report [`Input::DeadlineExpired`](crate::Input::DeadlineExpired) for this socket after `after`, unless re-armed or the
     /// socket closes first.
     SetDeadline {
         /// The socket.

@@ -8,8 +8,8 @@ use crate::ids::{NsIndex, SegmentId, SocketId, WorkerKey};
 /// What the shell tells the core.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Input<'a> {
-    /// A listener accepted a connection; the core answers with [`Action::Accepted`] or
-    /// [`Action::Refuse`].
+    /// A listener accepted a connection; the core answers with [`Action::Accepted`](crate::Action::Accepted) or
+    /// [`Action::Refuse`](crate::Action::Refuse).
     Accept {
         /// The namespace whose listener accepted.
         ns: NsIndex,
@@ -45,33 +45,33 @@ pub enum Input<'a> {
         /// The worker.
         worker: WorkerKey,
     },
-    /// A deadline armed by [`Action::SetDeadline`] passed.
+    /// A deadline armed by [`Action::SetDeadline`](crate::Action::SetDeadline) passed.
     DeadlineExpired {
         /// The socket.
         sock: SocketId,
     },
-    /// Outcome of [`Action::CreateWorkerResources`].
+    /// Outcome of [`Action::CreateWorkerResources`](crate::Action::CreateWorkerResources).
     WorkerResources {
         /// The worker.
         worker: WorkerKey,
         /// What was created, or why not.
         result: Result<WorkerResourcesReady, ResourceError>,
     },
-    /// Outcome of [`Action::CreateSegment`].
+    /// Outcome of [`Action::CreateSegment`](crate::Action::CreateSegment).
     SegmentCreated {
         /// The segment.
         id: SegmentId,
         /// Its `ssvm_size`, or why it could not be created.
         result: Result<u64, ResourceError>,
     },
-    /// Outcome of [`Action::Listen`].
+    /// Outcome of [`Action::Listen`](crate::Action::Listen).
     Listened {
         /// The namespace.
         ns: NsIndex,
         /// Ok, or the error text.
         result: Result<(), String>,
     },
-    /// An admin command; answered by exactly one [`Action::AdminReply`].
+    /// An admin command; answered by exactly one [`Action::AdminReply`](crate::Action::AdminReply).
     Admin(AdminCommand),
 }
 

@@ -6,7 +6,7 @@
 //! when attaching, the producer and consumer algorithms of §4.2, and both signalling modes
 //! behind [`Signal`]: an eventfd ([`EventFdSignal`]) or the shared mutex/condvar
 //! ([`PthreadSignal`]); [`ModelEventFd`] and [`ModelCondvar`] are in-process stand-ins built
-//! from [`super::sync`] primitives, which is how the `loom` models see the signalling.
+//! from [`crate::sync`] primitives, which is how the `loom` models see the signalling.
 //!
 //! Producer and consumer are separate handle types taking `&mut self`: within a process the
 //! type system serialises each side. Across processes, eventfd mode trusts that only one

@@ -10,9 +10,9 @@ use crate::sync;
 use super::queue::MqError;
 use super::signal::Signal;
 
-/// An in-process eventfd as [`EventFdSignal`] uses it: every post raises a pending edge for
+/// An in-process eventfd as [`EventFdSignal`](super::EventFdSignal) uses it: every post raises a pending edge for
 /// each side (the producer's and the consumer's epoll instances); a wait sleeps until its own
-/// side's edge and clears only that one. Built from [`super::sync`] (so `loom` explores it).
+/// side's edge and clears only that one. Built from [`crate::sync`] (so `loom` explores it).
 /// Deadlines are ignored: a wait that can never be satisfied is a deadlock the model checker
 /// reports.
 #[derive(Debug, Default)]
@@ -87,7 +87,7 @@ impl Signal for ModelEventFd {
     }
 }
 
-/// An in-process mutex + condvar pair from [`super::sync`], standing in for the shared
+/// An in-process mutex + condvar pair from [`crate::sync`], standing in for the shared
 /// pthread objects. Deadlines are ignored (see [`ModelEventFd`]).
 #[derive(Debug, Default)]
 pub struct ModelCondvar {

@@ -56,7 +56,7 @@ pub enum Inject {
     Segment(ResourceError),
     /// The next listener bind fails.
     Listen,
-    /// The next `sendmsg` fails (the shell reports [`Input::SendFailed`] after the batch).
+    /// The next `sendmsg` fails (the shell reports [`sapi_core::Input::SendFailed`]).
     Send,
 }
 
