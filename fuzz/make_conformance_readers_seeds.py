@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes corpus/fuzz/conformance_readers/*: segment images laid out as shared/spec/shm-layouts.md
+"""Writes corpus/fuzz/conformance_readers/*: segment images laid out as docs/shm.md
 describes them (ssvm header §2, fifo-segment header §3.1, message queue §4.1), prefixed by the two
 mq offsets the target probes. Run from the repository root: python3 fuzz/make_conformance_readers_seeds.py
 """

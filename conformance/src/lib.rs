@@ -1,6 +1,6 @@
 //! `sapi-conformance`: scenarios that drive any implementation of VPP's application socket API
 //! (SAPI) through its socket and say, with evidence, where it deviates from
-//! `shared/spec/`.
+//! `docs/`.
 //!
 //! Rooms, data flowing one way — `client` → `wire`/`shm` decoders → a scenario's verdict →
 //! `report`:

@@ -1,6 +1,6 @@
 //! The suite's own readers of what a target hands out after ATTACH: memfd segments (ssvm header,
 //! fifo-segment header located through `opaque[0]`) and message queues (prefix, queue header,
-//! ring headers, queued messages), written from `shared/spec/shm-layouts.md` §2–§4 and §6.
+//! ring headers, queued messages), written from `docs/shm.md` §2–§4 and §6.
 //!
 //! Layout assumptions (the spec's): x86_64 Linux, LP64, little-endian, 64-byte cache lines,
 //! glibc `pthread_mutex_t` 40 bytes and `pthread_cond_t` 48 bytes.
@@ -605,7 +605,7 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    /// Builds a segment image as `shm-layouts.md` describes it (§2, §3.1, §4.1), in a real memfd.
+    /// Builds a segment image as `docs/shm.md` describes it (§2, §3.1, §4.1), in a real memfd.
     fn memfd_with(image: &[u8]) -> std::fs::File {
         let fd = nix::sys::memfd::memfd_create(
             c"conformance-test",

@@ -1,5 +1,5 @@
 //! The suite's own reading and writing of the 209-byte SAPI datagrams, from the tables of
-//! `shared/spec/sapi-protocol.md` §2–§7.
+//! `docs/protocol.md` §2–§7.
 //!
 //! Owns: message type numbers, the dgram offset of every field, attach options and flags, fd
 //! flags, error numbers and their names per [`Profile`], request encoders, reply decoders.
@@ -400,7 +400,7 @@ pub struct AttachRequest {
 }
 
 impl AttachRequest {
-    /// A well-behaved app: the options of `vpp-observed.md`'s probe (16 MiB segment, queue 256,
+    /// A well-behaved app: the options of `docs/vpp-26.10.md`'s probe (16 MiB segment, queue 256,
     /// eventfd on or off).
     pub fn probe(name: &str, eventfd: bool) -> Self {
         let mut options = [0u64; opt::N_OPTIONS];
@@ -507,7 +507,7 @@ pub fn dump(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    /// sapi-protocol.md §11.1, transcribed row by row.
+    /// docs/protocol.md §11.1, transcribed row by row.
     const ATTACH_11_1: &str = "
         01 76 63 6c 2d 65 63 68 6f 00 00 00 00 00 00 00
         00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00
@@ -595,7 +595,7 @@ mod tests {
 
     #[test]
     fn observed_vpp_worker_reply_decodes() {
-        // vpp-observed.md: 04 | 00000000 | 01000000 | 4001.. | 00000000 05000000 | 08000000 | 02 | 06 | 01
+        // docs/vpp-26.10.md: 04 | 00000000 | 01000000 | 4001.. | 00000000 05000000 | 08000000 | 02 | 06 | 01
         let reply = unhex(
             "04 00 00 00 00 01 00 00 00 40 01 00 00 00 00 00 00
              00 00 00 00 05 00 00 00 08 00 00 00 02 06 01",

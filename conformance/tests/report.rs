@@ -9,7 +9,7 @@ use sapi_conformance::wire::Profile;
 fn result(name: &str, status: Status, reason: Option<&str>, evidence: &[&str]) -> ScenarioResult {
     ScenarioResult {
         name: name.into(),
-        spec: "sapi-protocol §3.2".into(),
+        spec: "protocol §3.2".into(),
         summary: format!("checks {name}"),
         status,
         duration_ms: 17,

@@ -230,7 +230,7 @@ fn a_peer_that_vanishes_before_its_reply_leaves_nothing() {
     let (_c, _f) = attach_ok(&server, "still-serving");
 }
 
-/// Offsets inside the app mq (from its start) for a queue of 128: see shm-layouts §4.1.
+/// Offsets inside the app mq (from its start) for a queue of 128: see docs/shm.md §4.1.
 const N_RINGS: u64 = 0;
 const Q_TAIL: u64 = 8 + 92;
 const Q_MAXSIZE: u64 = 8 + 100;
@@ -413,7 +413,7 @@ fn soak_5000_cycles() {
     soak(5_000);
 }
 
-/// `cargo test --release -p sapi-reference --test server_hardening -- --ignored soak_100k --nocapture`
+/// `cargo test --release -p sapi-reference --test hardening -- --ignored soak_100k --nocapture`
 #[test]
 #[ignore = "long soak; run by hand (see README)"]
 fn soak_100k() {

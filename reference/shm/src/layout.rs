@@ -1,6 +1,6 @@
 //! The C structures VPP places in shared memory, mirrored as `#[repr(C)]` Rust structs.
 //!
-//! Owns: every size and offset of `shared/spec/shm-layouts.md` §2–§6, derived with
+//! Owns: every size and offset of `docs/shm.md` §2–§6, derived with
 //! `offset_of!`/`size_of` from the mirrors below, so the byte positions the algorithms use
 //! and the declarations that document them cannot drift apart (the `shm_layout` tests pin
 //! each one to the number printed in the spec).

@@ -1,5 +1,5 @@
 //! What an application maps after attaching: memfd segments, the message queue and the byte
-//! fifo, byte-compatible with VPP HEAD (`shared/spec/shm-layouts.md`).
+//! fifo, byte-compatible with VPP HEAD (`docs/shm.md`).
 //!
 //! Platform assumptions for every layout here: x86_64 Linux, glibc, LP64, little-endian,
 //! 64-byte cache lines (`CLIB_CACHE_LINE_BYTES` = 64), glibc `pthread_mutex_t` = 40 bytes and

@@ -1,4 +1,4 @@
-//! Every size and offset of shm-layouts.md §2–§6, pinned on the `#[repr(C)]` mirrors.
+//! Every size and offset of docs/shm.md §2–§6, pinned on the `#[repr(C)]` mirrors.
 
 use std::mem::{align_of, offset_of, size_of};
 

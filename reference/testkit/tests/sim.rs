@@ -79,7 +79,7 @@ fn run_seed(profile: Profile, seed: u64, steps: usize) -> Result<Stats, String> 
     let replay = outcome(profile, &minimal).err().unwrap_or_default();
     let mut text = format!(
         "seed {seed} ({profile}, {steps} steps) failed: {err}\n\
-         replay: SAPI_SIM_SEED={seed} SAPI_SIM_STEPS={step} cargo test -p sapi-reference --test sim \
+         replay: SAPI_SIM_SEED={seed} SAPI_SIM_STEPS={step} cargo test -p sapi-testkit --test sim \
          -- --ignored one_seed --nocapture\n\
          minimal replay ({} ops, fails with: {replay}):\nlet ops = vec![\n",
         minimal.len()

@@ -2,7 +2,7 @@
 //! in `corpus/wire/README.md` and re-encodes byte-identical.
 //!
 //! The bytes below are literal hex transcribed from the protocol spec §11 and from
-//! `vpp-observed.md` (or, for vectors the spec does not print, written field by field from the
+//! `docs/vpp-26.10.md` (or, for vectors the spec does not print, written field by field from the
 //! spec's offset tables) — never produced by the encoder under test. `regenerate_golden` writes
 //! them to the corpus; `committed_files_match_the_literals` keeps the two from drifting.
 
@@ -15,7 +15,7 @@ use sapi_wire::{
 };
 
 /// One golden datagram: 209 zero bytes with hex `chunks` laid over them at their offsets.
-/// Hex may be split with spaces or `|` (field separators, as in vpp-observed.md).
+/// Hex may be split with spaces or `|` (field separators, as in docs/vpp-26.10.md).
 struct Vector {
     path: &'static str,
     chunks: &'static [(usize, &'static str)],
@@ -34,7 +34,7 @@ const VECTORS: &[Vector] = &[
             (0xa0, "00 00 00 00 00 00 00 00 00 01 00 00 00 00 00 00"),
         ],
     },
-    // vpp-observed.md, ATTACH "probe-app-1".
+    // docs/vpp-26.10.md, ATTACH "probe-app-1".
     Vector {
         path: "head/attach_observed.bin",
         chunks: &[
@@ -54,7 +54,7 @@ const VECTORS: &[Vector] = &[
             (0x20, "00 01 00 00 00 01 03 07 00 00 00 00 00 00 00 00"),
         ],
     },
-    // vpp-observed.md, reply to "probe-app-1".
+    // docs/vpp-26.10.md, reply to "probe-app-1".
     Vector {
         path: "head/attach_reply_observed.bin",
         chunks: &[(
@@ -62,7 +62,7 @@ const VECTORS: &[Vector] = &[
             "02 | 00000000 | 01000000 | 4001000000000000 | 4001000000000000 | 0000000001000000 | 01000000 | 00 | 03 | 07",
         )],
     },
-    // vpp-observed.md: second ATTACH on an attached socket, -14 APP_ATTACHED.
+    // docs/vpp-26.10.md: second ATTACH on an attached socket, -14 APP_ATTACHED.
     Vector {
         path: "head/attach_reply_app_attached.bin",
         chunks: &[(0, "02 | f2ffffff")],
@@ -85,7 +85,7 @@ const VECTORS: &[Vector] = &[
             (0x10, "00 00 00 00 00 02 00 00 00 02 00 00 00 02 06 01"),
         ],
     },
-    // vpp-observed.md, worker add on a new socket for app 1.
+    // docs/vpp-26.10.md, worker add on a new socket for app 1.
     Vector {
         path: "head/add_del_worker_reply_observed.bin",
         chunks: &[(
@@ -93,7 +93,7 @@ const VECTORS: &[Vector] = &[
             "04 | 00000000 | 01000000 | 4001000000000000 | 0000000005000000 | 08000000 | 02 | 06 | 01",
         )],
     },
-    // vpp-observed.md, worker add for an unknown app index (wrk_index 0 echoed).
+    // docs/vpp-26.10.md, worker add for an unknown app index (wrk_index 0 echoed).
     Vector {
         path: "head/add_del_worker_reply_invalid.bin",
         chunks: &[(
@@ -106,7 +106,7 @@ const VECTORS: &[Vector] = &[
         path: "head/send_fds.bin",
         chunks: &[(0, "05")],
     },
-    // vpp-observed.md cert-key add: cert_len 100, certkey_len 200; context 1 (a VCL worker index).
+    // docs/vpp-26.10.md cert-key add: cert_len 100, certkey_len 200; context 1 (a VCL worker index).
     Vector {
         path: "head/add_del_cert_key.bin",
         chunks: &[(0, "06 | 01000000 | 00000000 | 6400 | c800 | 01")],
@@ -210,7 +210,7 @@ fn read_vector(path: &str) -> Vec<u8> {
 }
 
 /// Writes every literal vector to `corpus/wire/`. Run after changing a literal:
-/// `cargo test -p sapi-reference --test wire_golden -- --ignored regenerate_golden`.
+/// `cargo test -p sapi-wire --test golden -- --ignored regenerate_golden`.
 #[test]
 #[ignore = "writes the corpus"]
 fn regenerate_golden() {

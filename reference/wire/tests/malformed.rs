@@ -1,5 +1,5 @@
 //! Malformed inputs for the conformance suite, `corpus/malformed/*.bin`, one per row of spec §9
-//! and of the malformed-input observations in `vpp-observed.md`.
+//! and of the malformed-input observations in `docs/vpp-26.10.md`.
 //!
 //! The bytes are literal (hex chunks and byte fills over a zeroed buffer of the given length),
 //! never produced by the encoder. `regenerate_malformed` writes them; the other tests keep the
@@ -250,7 +250,7 @@ fn read(file: &str) -> Vec<u8> {
 }
 
 /// Writes every literal input to `corpus/malformed/`:
-/// `cargo test -p sapi-reference --test wire_malformed -- --ignored regenerate_malformed`.
+/// `cargo test -p sapi-wire --test malformed -- --ignored regenerate_malformed`.
 #[test]
 #[ignore = "writes the corpus"]
 fn regenerate_malformed() {
