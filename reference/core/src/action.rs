@@ -83,6 +83,12 @@ pub enum Action {
     ClearDeadline(SocketId),
     /// The answer to the admin command in progress.
     AdminReply(Result<AdminOk, AdminError>),
+    /// Stop watching a socket but keep its fd open: a deliberate leak, only ever asked for by an
+    /// injected fault that mimics a server defect.
+    Abandon(SocketId),
+    /// Abort the server process at once: only ever asked for by a `crash-on-*` injected fault,
+    /// which mimics a server that crashes on one input.
+    Abort(&'static str),
 }
 /// Everything the core needs to know about a segment the shell must create.
 #[derive(Clone, Debug, PartialEq, Eq)]

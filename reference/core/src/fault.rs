@@ -1,5 +1,13 @@
-//! Test-only mutations of the reference, used to prove that conformance scenarios catch real
-//! deviations (`sapi-reference serve --inject-fault NAME`).
+//! Test-only mutations of the reference (`sapi-reference serve --inject-fault NAME`), used to
+//! prove that conformance scenarios catch real deviations — and that they do not fail a server
+//! that makes a different but faithful choice.
+//!
+//! Three kinds:
+//! * defects the suite must catch (a wrong fd order, a short reply, …), among them VPP 26.10's
+//!   own leaks (`keep-*`, `strand-*`, `docs/vpp-26.10.md` §9.1–§9.3);
+//! * crashes on one input, as VPP 26.10 crashes (`crash-on-*`, §9.4 and §9.6): the suite must
+//!   blame exactly the scenario that sent it and keep going after a restart;
+//! * `reuse-indices`, VPP's pool behaviour: not a defect, so the whole suite must pass with it.
 //!
 //! Owns the list of faults and their names. A fault must never be enabled by default, and each one
 //! must change exactly one observable behaviour.
@@ -21,17 +29,39 @@ pub enum InjectedFault {
     WrongRetval,
     /// The app mq's control ring is created with 128-byte elements instead of 256.
     BadRingSize,
+    /// Freed app and segment-manager indices are handed out again at once, most recently freed
+    /// first, as VPP's pools do. Faithful: every scenario must pass with it.
+    ReuseIndices,
+    /// A socket that never attached is not freed when its peer closes (VPP 26.10's leak).
+    KeepUnattachedSockets,
+    /// A refused ATTACH leaves a half-built app behind, holding its first segment (VPP 26.10).
+    KeepFailedAttach,
+    /// Deleting one of two workers bound to one socket closes the socket and strands the other
+    /// worker with its segment (VPP 26.10).
+    StrandSharedSocketWorker,
+    /// The server aborts on an ATTACH with MAX_FIFO_MEMORY set and SEGMENT_SIZE 0 (VPP 26.10
+    /// divides by zero there).
+    CrashOnMaxFifoMemory,
+    /// The server aborts when the socket of an app attached with IS_PROXY and a tcp
+    /// PROXY_TRANSPORT closes (VPP 26.10 crashes in the proxy listener's teardown).
+    CrashOnProxyTcpClose,
 }
 
 impl InjectedFault {
     /// Every fault, in the order `--inject-fault list` prints them.
-    pub const ALL: [InjectedFault; 6] = [
+    pub const ALL: [InjectedFault; 12] = [
         InjectedFault::WrongFdOrder,
         InjectedFault::MissingEventfd,
         InjectedFault::NoCrashDetach,
         InjectedFault::ShortReply,
         InjectedFault::WrongRetval,
         InjectedFault::BadRingSize,
+        InjectedFault::ReuseIndices,
+        InjectedFault::KeepUnattachedSockets,
+        InjectedFault::KeepFailedAttach,
+        InjectedFault::StrandSharedSocketWorker,
+        InjectedFault::CrashOnMaxFifoMemory,
+        InjectedFault::CrashOnProxyTcpClose,
     ];
 
     /// What it does, in one line (the command line's help).
@@ -51,6 +81,24 @@ impl InjectedFault {
             InjectedFault::BadRingSize => {
                 "the app mq's control ring has 128-byte elements, not 256"
             }
+            InjectedFault::ReuseIndices => {
+                "freed app and segment-manager indices are reused at once, last freed first (as VPP's pools; faithful)"
+            }
+            InjectedFault::KeepUnattachedSockets => {
+                "a socket that never attached is kept when its peer closes (VPP 26.10's leak)"
+            }
+            InjectedFault::KeepFailedAttach => {
+                "a refused ATTACH leaves a half-built app holding a segment (VPP 26.10)"
+            }
+            InjectedFault::StrandSharedSocketWorker => {
+                "deleting one of two workers on a socket closes it, stranding the other (VPP 26.10)"
+            }
+            InjectedFault::CrashOnMaxFifoMemory => {
+                "abort on an ATTACH with MAX_FIFO_MEMORY and no SEGMENT_SIZE (as VPP 26.10)"
+            }
+            InjectedFault::CrashOnProxyTcpClose => {
+                "abort when an IS_PROXY + tcp app's socket closes (as VPP 26.10)"
+            }
         }
     }
 
@@ -63,6 +111,12 @@ impl InjectedFault {
             InjectedFault::ShortReply => "short-reply",
             InjectedFault::WrongRetval => "wrong-retval",
             InjectedFault::BadRingSize => "bad-ring-size",
+            InjectedFault::ReuseIndices => "reuse-indices",
+            InjectedFault::KeepUnattachedSockets => "keep-unattached-sockets",
+            InjectedFault::KeepFailedAttach => "keep-failed-attach",
+            InjectedFault::StrandSharedSocketWorker => "strand-shared-socket-worker",
+            InjectedFault::CrashOnMaxFifoMemory => "crash-on-max-fifo-memory",
+            InjectedFault::CrashOnProxyTcpClose => "crash-on-proxy-tcp-close",
         }
     }
 }

@@ -9,7 +9,7 @@ use sapi_core::{
 };
 use sapi_wire::{
     AddDelCertKey, AddDelWorker, AppName, AppOptionFlags, Attach, AttachOptions, FdFlags, MSG_LEN,
-    Message, OptionIndex, Profile,
+    Message, OptionIndex, Profile, SapiError,
 };
 
 /// A deterministic stand-in for the IO shell: answers resource and listen requests, records
@@ -20,6 +20,10 @@ struct Sim {
     fail_next_worker: Option<ResourceError>,
     sent: Vec<(SocketId, Message, Vec<FdRef>)>,
     closed: Vec<SocketId>,
+    /// Sockets an injected fault abandoned (kept open, no longer watched).
+    abandoned: Vec<SocketId>,
+    /// Why an injected crash fault aborted the server.
+    aborted: Vec<&'static str>,
     posted: Vec<(WorkerKey, CtrlEvent)>,
     freed_segments: Vec<SegmentId>,
     admin: Option<Result<AdminOk, AdminError>>,
@@ -48,6 +52,8 @@ impl Sim {
             fail_next_worker: None,
             sent: vec![],
             closed: vec![],
+            abandoned: vec![],
+            aborted: vec![],
             posted: vec![],
             freed_segments: vec![],
             admin: None,
@@ -62,14 +68,18 @@ impl Sim {
         sim
     }
 
+    /// The shell's loop: one input, then every action the core hands out, answering resource
+    /// requests with inputs as they come.
     fn feed(&mut self, input: Input<'_>) {
-        let actions = self.core.handle(input);
-        for a in actions {
+        self.core.input(input);
+        while let Some(a) = self.core.poll_action() {
             match a {
                 Action::Accepted(_) | Action::Refuse => {}
                 Action::Send { sock, msg, fds } => self.sent.push((sock, msg, fds)),
                 Action::Close(s) => self.closed.push(s),
-                Action::Listen { ns, .. } => self.feed(Input::Listened { ns, result: Ok(()) }),
+                Action::Listen { ns, .. } => {
+                    self.core.input(Input::Listened { ns, result: Ok(()) })
+                }
                 Action::Unlisten { .. } => {}
                 Action::CreateWorkerResources { worker, spec } => {
                     let result = match self.fail_next_worker.take() {
@@ -82,11 +92,11 @@ impl Sim {
                             })
                         }
                     };
-                    self.feed(Input::WorkerResources { worker, result });
+                    self.core.input(Input::WorkerResources { worker, result });
                 }
                 Action::CreateSegment(spec) => {
                     self.live_segments.insert(spec.id);
-                    self.feed(Input::SegmentCreated {
+                    self.core.input(Input::SegmentCreated {
                         id: spec.id,
                         result: Ok(spec.requested_size + 12 * 1024),
                     });
@@ -98,6 +108,8 @@ impl Sim {
                 }
                 Action::FreeWorker(_) | Action::SetDeadline { .. } | Action::ClearDeadline(_) => {}
                 Action::AdminReply(r) => self.admin = Some(r),
+                Action::Abandon(s) => self.abandoned.push(s),
+                Action::Abort(why) => self.aborted.push(why),
             }
         }
     }
@@ -692,4 +704,115 @@ fn snapshot_lists_sockets_like_api_clients() {
         panic!()
     };
     insta::assert_snapshot!(snap.render_text());
+}
+
+fn with_fault(fault: InjectedFault) -> Sim {
+    let mut faults = InjectedFaults::default();
+    faults.insert(fault);
+    Sim::with_faults(Profile::Head, faults)
+}
+
+#[test]
+fn reuse_indices_fault_hands_out_the_last_freed_app_and_segment_manager_first() {
+    let mut sim = with_fault(InjectedFault::ReuseIndices);
+    let (a, b) = (sim.connect(0), sim.connect(0));
+    let (app_a, app_b) = (sim.attach_ok(a), sim.attach_ok(b));
+    assert_eq!((app_a, app_b), (1, 2));
+    sim.feed(Input::Closed { sock: a });
+    sim.feed(Input::Closed { sock: b });
+    let c = sim.connect(0);
+    let reply = sim.attach(c, eventfd_options());
+    let Message::AttachReply(r) = reply else {
+        panic!("{reply:?}")
+    };
+    assert_eq!(r.app_index, 2, "most recently freed first, as VPP's pools");
+    assert_eq!(r.segment_handle >> 32, 2, "its segment manager too");
+}
+
+#[test]
+fn keep_unattached_sockets_fault_abandons_the_socket_instead_of_closing_it() {
+    let mut sim = with_fault(InjectedFault::KeepUnattachedSockets);
+    let s = sim.connect(0);
+    sim.feed(Input::Closed { sock: s });
+    assert!(sim.closed.is_empty());
+    assert_eq!(sim.abandoned, vec![s]);
+    assert_eq!(sim.core.counts().sockets, 1, "the slot stays taken");
+    // An attached socket still detaches as usual.
+    let t = sim.connect(0);
+    sim.attach_ok(t);
+    sim.feed(Input::Closed { sock: t });
+    assert_eq!(sim.closed, vec![t]);
+}
+
+#[test]
+fn keep_failed_attach_fault_refuses_a_built_app_and_never_frees_it() {
+    let mut sim = with_fault(InjectedFault::KeepFailedAttach);
+    let s = sim.connect(0);
+    let options = eventfd_options()
+        .with(OptionIndex::PreallocFifoPairs, 8)
+        .with(OptionIndex::PreallocFifoHdrs, 8);
+    let Message::AttachReply(r) = sim.attach(s, options) else {
+        panic!("not an attach reply")
+    };
+    assert_eq!(
+        (r.retval, r.n_fds),
+        (SapiError::NoSupport.retval(Profile::Head), 0)
+    );
+    assert_eq!(
+        sim.live_segments.len(),
+        1,
+        "the half-built app holds a segment"
+    );
+    sim.feed(Input::Closed { sock: s });
+    assert_eq!(sim.closed, vec![s], "the socket itself closes");
+    assert_eq!(sim.core.counts().apps, 1);
+    assert_eq!(sim.live_segments.len(), 1, "and the segment is never freed");
+}
+
+#[test]
+fn strand_shared_socket_worker_fault_closes_the_socket_and_keeps_worker_zero() {
+    let mut sim = with_fault(InjectedFault::StrandSharedSocketWorker);
+    let s = sim.connect(0);
+    let app = sim.attach_ok(s);
+    sim.request(s, &worker(app, 0, true));
+    assert_eq!(sim.take_sent().len(), 1);
+    sim.request(s, &worker(app, 1, false));
+    assert_eq!(sim.closed, vec![s], "the shared socket is closed");
+    assert_eq!(sim.core.counts().workers, 1, "worker 0 is stranded");
+    assert_eq!(sim.live_segments.len(), 1, "with its segment");
+}
+
+#[rstest]
+#[case::max_fifo_memory(InjectedFault::CrashOnMaxFifoMemory)]
+#[case::proxy_tcp_close(InjectedFault::CrashOnProxyTcpClose)]
+fn crash_faults_abort_on_their_input_only(#[case] fault: InjectedFault) {
+    let mut sim = with_fault(fault);
+    let s = sim.connect(0);
+    sim.attach_ok(s);
+    sim.feed(Input::Closed { sock: s });
+    assert!(sim.aborted.is_empty(), "an ordinary app does not crash it");
+    let s = sim.connect(0);
+    match fault {
+        InjectedFault::CrashOnMaxFifoMemory => {
+            let options = eventfd_options()
+                .with(OptionIndex::SegmentSize, 0)
+                .with(OptionIndex::MaxFifoMemory, 1 << 20);
+            sim.request(
+                s,
+                &Message::Attach(Attach {
+                    name: AppName::new(b"fpe").expect("valid"),
+                    options,
+                }),
+            );
+        }
+        _ => {
+            let options = eventfd_options()
+                .with_flags(AppOptionFlags::IS_PROXY | AppOptionFlags::EVT_MQ_USE_EVENTFD)
+                .with(OptionIndex::ProxyTransport, 1);
+            sim.attach(s, options);
+            assert!(sim.aborted.is_empty(), "the attach itself succeeds");
+            sim.feed(Input::Closed { sock: s });
+        }
+    }
+    assert_eq!(sim.aborted.len(), 1, "{:?}", sim.aborted);
 }

@@ -83,7 +83,19 @@ impl Server {
         // The namespace is the socket's, whatever the app wrote; VPP never checks the secret.
         req.options
             .set(OptionIndex::Namespace, u64::from(sock.ns.0));
-        if let Err(e) = self.validate_attach(&req.options) {
+        if self.cfg.faults.has(InjectedFault::CrashOnMaxFifoMemory)
+            && req.options.get(OptionIndex::MaxFifoMemory) != 0
+            && req.options.get(OptionIndex::SegmentSize) == 0
+        {
+            self.out.push(Action::Abort(
+                "injected crash-on-max-fifo-memory: ATTACH with MAX_FIFO_MEMORY and SEGMENT_SIZE 0",
+            ));
+            return;
+        }
+        let refused = self.validate_attach(&req.options).err();
+        if let Some(e) = refused
+            && !self.cfg.faults.has(InjectedFault::KeepFailedAttach)
+        {
             info!(%sock, error = ?e, "attach refused");
             return self.attach_error(sock, e);
         }
@@ -100,10 +112,19 @@ impl Server {
                 workers: BTreeMap::new(),
             },
         );
-        self.create_worker(app_index, 0, sock, PendingReply::Attach);
+        let pending = match refused {
+            // The fault: build the app anyway, refuse it once it holds its segment, and never
+            // bind it to the socket, so nothing will ever free it.
+            Some(e) => PendingReply::RefusedAttach(e),
+            None => PendingReply::Attach,
+        };
+        self.create_worker(app_index, 0, sock, pending);
     }
 
     pub(super) fn alloc_app_index(&mut self) -> Option<AppIndex> {
+        if let Some(i) = self.freed_apps.pop() {
+            return Some(AppIndex(i));
+        }
         // Monotonic (wrapping past u32::MAX - 1, skipping live ones) so a crashed app's index is
         // not handed to the next app while clients may still probe it.
         for _ in 0..=self.apps.len() {
@@ -159,8 +180,14 @@ impl Server {
             .flags()
             .contains(AppOptionFlags::EVT_MQ_USE_EVENTFD);
         let segment = self.new_segment_spec(app, wrk, 0, size);
-        let segment_manager = self.next_segment_manager;
-        self.next_segment_manager = self.next_segment_manager.wrapping_add(1).max(1);
+        let segment_manager = match self.freed_segment_managers.pop() {
+            Some(m) => m,
+            None => {
+                let m = self.next_segment_manager;
+                self.next_segment_manager = self.next_segment_manager.wrapping_add(1).max(1);
+                m
+            }
+        };
         let worker = Worker {
             socket: sock,
             segment_manager,
@@ -229,10 +256,12 @@ impl Server {
                 }
                 let retval = self.retval(err);
                 let msg = match pending {
-                    PendingReply::Attach => Message::AttachReply(AttachReply {
-                        retval,
-                        ..AttachReply::default()
-                    }),
+                    PendingReply::Attach | PendingReply::RefusedAttach(_) => {
+                        Message::AttachReply(AttachReply {
+                            retval,
+                            ..AttachReply::default()
+                        })
+                    }
                     PendingReply::WorkerAdd => Message::AddDelWorkerReply(AddDelWorkerReply {
                         retval,
                         wrk_index: key.wrk,
@@ -245,6 +274,17 @@ impl Server {
                 return;
             }
         };
+        if let PendingReply::RefusedAttach(e) = pending {
+            warn!(worker = %key, "injected keep-failed-attach: refusing a built app, keeping it");
+            worker.mq_offset = ready.mq_offset;
+            let retval = self.retval(e);
+            let msg = Message::AttachReply(AttachReply {
+                retval,
+                ..AttachReply::default()
+            });
+            self.send(sock, msg, Vec::new());
+            return;
+        }
         worker.mq_offset = ready.mq_offset;
         if let Some(first) = worker.segments.first_mut() {
             first.ssvm_size = ready.ssvm_size;
@@ -269,7 +309,7 @@ impl Server {
             }
         }
         let msg = match pending {
-            PendingReply::Attach => {
+            PendingReply::Attach | PendingReply::RefusedAttach(_) => {
                 flags |= FdFlags::VPP_MQ_SEGMENT;
                 if self.cfg.faults.has(InjectedFault::WrongFdOrder) {
                     fds.insert(1, FdRef::VppMqsSegment);

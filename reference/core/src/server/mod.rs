@@ -25,7 +25,7 @@ mod worker;
 
 use std::collections::{BTreeMap, VecDeque};
 
-use sapi_wire::{AddDelCertKey, AppName, AttachOptions};
+use sapi_wire::{AddDelCertKey, AppName, AttachOptions, SapiError};
 use tracing::warn;
 
 use crate::access::PeerCred;
@@ -89,6 +89,8 @@ struct WorkerSegment {
 enum PendingReply {
     Attach,
     WorkerAdd,
+    /// An ATTACH refused with this error, built anyway (injected `keep-failed-attach`).
+    RefusedAttach(SapiError),
 }
 
 #[derive(Debug)]
@@ -109,6 +111,11 @@ pub struct Server {
     namespaces: Vec<Option<Namespace>>,
     apps: BTreeMap<AppIndex, App>,
     next_app: u32,
+    /// Freed app indices, most recent last: kept, and reused, only under injected
+    /// `reuse-indices` (the reference's own choice is never to reuse an index).
+    freed_apps: Vec<u32>,
+    /// Freed segment-manager indices, most recent last (likewise).
+    freed_segment_managers: Vec<u32>,
     next_segment_id: u64,
     next_segment_manager: u32,
     /// Index 0 is preallocated, as in VPP.
@@ -132,6 +139,8 @@ impl Server {
             namespaces: Vec::new(),
             apps: BTreeMap::new(),
             next_app: 1,
+            freed_apps: Vec::new(),
+            freed_segment_managers: Vec::new(),
             next_segment_id: 1,
             next_segment_manager: 1,
             certkeys: vec![Some(Vec::new())],

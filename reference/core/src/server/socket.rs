@@ -1,7 +1,9 @@
 //! Sockets as the core sees them: accepting, closing, failed sends, and routing each datagram
 //! to the request it carries.
 
-use sapi_wire::{DecodeError, Direction, MSG_LEN, Message, Profile, SapiError};
+use sapi_wire::{
+    AppOptionFlags, DecodeError, Direction, MSG_LEN, Message, OptionIndex, Profile, SapiError,
+};
 use tracing::{debug, info, warn};
 
 use crate::access::PeerCred;
@@ -97,6 +99,20 @@ impl Server {
     pub(super) fn on_closed(&mut self, sock: SocketId) {
         let Some(s) = self.socket(sock) else { return };
         let workers = s.workers.clone();
+        if self.cfg.faults.has(InjectedFault::CrashOnProxyTcpClose)
+            && workers.iter().any(|w| self.is_proxy_tcp(w.app))
+        {
+            self.out.push(Action::Abort(
+                "injected crash-on-proxy-tcp-close: the socket of an IS_PROXY + tcp app closed",
+            ));
+            return;
+        }
+        if self.cfg.faults.has(InjectedFault::KeepUnattachedSockets) && workers.is_empty() {
+            // The fault: the slot stays taken and the fd open, as VPP 26.10 leaves them.
+            warn!(%sock, "injected keep-unattached-sockets: keeping a closed socket");
+            self.out.push(Action::Abandon(sock));
+            return;
+        }
         if self.cfg.faults.has(InjectedFault::NoCrashDetach) && !workers.is_empty() {
             // The fault: leave every worker in place, pointing at a dead socket.
             if let Some(s) = self.socket_mut(sock) {
@@ -110,6 +126,13 @@ impl Server {
             self.delete_worker(w);
         }
         self.close_socket(sock);
+    }
+
+    fn is_proxy_tcp(&self, app: AppIndex) -> bool {
+        self.apps.get(&app).is_some_and(|a| {
+            a.options.flags().contains(AppOptionFlags::IS_PROXY)
+                && a.options.get(OptionIndex::ProxyTransport) & 1 != 0
+        })
     }
 
     /// A send that cannot complete means a peer that is gone or does not read: the socket is

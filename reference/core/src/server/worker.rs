@@ -2,9 +2,10 @@
 //! §8.3–§8.5).
 
 use sapi_wire::{AddDelWorker, AddDelWorkerReply, Message, Profile, SapiError};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::action::Action;
+use crate::fault::InjectedFault;
 use crate::ids::{AppIndex, SocketId, WorkerKey};
 
 use super::{PendingReply, Server};
@@ -84,15 +85,29 @@ impl Server {
             self.out.push(Action::FreeSegment(seg.id));
         }
         self.out.push(Action::FreeWorker(key));
+        let reuse = self.cfg.faults.has(InjectedFault::ReuseIndices);
+        if reuse {
+            self.freed_segment_managers.push(worker.segment_manager);
+        }
         if let Some(s) = self.socket_mut(worker.socket) {
             s.workers.retain(|w| *w != key);
             if s.workers.is_empty() {
+                self.close_socket(worker.socket);
+            } else if self.cfg.faults.has(InjectedFault::StrandSharedSocketWorker) {
+                // The fault: close the socket anyway; its other workers stay, unreachable.
+                warn!(sock = %worker.socket, "injected strand-shared-socket-worker");
+                if let Some(s) = self.socket_mut(worker.socket) {
+                    s.workers.clear();
+                }
                 self.close_socket(worker.socket);
             }
         }
         if app_empty {
             info!(app = key.app.0, "app freed with its last worker");
             self.apps.remove(&key.app);
+            if reuse {
+                self.freed_apps.push(key.app.0);
+            }
         }
     }
 

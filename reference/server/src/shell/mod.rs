@@ -134,6 +134,8 @@ pub struct Shell {
     stop: Option<OwnedFd>,
     /// Held so that, out of fds, one can be freed to accept and shed a connection.
     spare_fd: Option<OwnedFd>,
+    /// Sockets an injected fault told the shell to stop watching but keep open (leaks on purpose).
+    abandoned: Vec<OwnedFd>,
     profile: Profile,
     faults: InjectedFaults,
     buf: Vec<u8>,
@@ -201,6 +203,7 @@ impl Shell {
             accepting: None,
             stop,
             spare_fd: open_spare_fd(),
+            abandoned: Vec::new(),
             profile: cfg.profile,
             faults: cfg.faults,
             buf: vec![0; RECV_BUF],
@@ -362,6 +365,18 @@ impl Shell {
             }
             Action::ClearDeadline(sock) => {
                 self.deadlines.remove(&sock);
+            }
+            Action::Abandon(sock) => {
+                self.deadlines.remove(&sock);
+                if let Some(fd) = self.clients.remove(&sock) {
+                    let _ = self.epoll.delete(&fd);
+                    warn!(%sock, fd = fd.as_raw_fd(), "abandoning a socket (injected fault)");
+                    self.abandoned.push(fd);
+                }
+            }
+            Action::Abort(why) => {
+                error!("aborting: {why}");
+                std::process::abort();
             }
             Action::AdminReply(r) => {
                 self.admin_answer = Some(r.map_err(|e| e.to_string()));

@@ -212,6 +212,9 @@ impl Sim {
                 self.deadlines.remove(&sock);
             }
             Action::AdminReply(r) => self.admin_replies.push(r),
+            // The simulation injects no fault of the core: these must never appear.
+            Action::Abandon(sock) => self.violation(format!("Abandon({sock}) without a fault")),
+            Action::Abort(why) => self.violation(format!("Abort({why}) without a fault")),
         }
     }
 
