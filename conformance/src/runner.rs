@@ -1,7 +1,21 @@
 //! Runs the selected scenarios against a target: filtering by glob, expect-fail bookkeeping,
-//! `-j N` parallelism (exclusive scenarios run alone, [`MAX_JOBS`] bounds N), a liveness check
-//! after every scenario ("target died during `<scenario>`" → the rest SKIP, or a restart), and a
-//! live progress line (an `indicatif` bar on stderr, drawn only when stderr is a terminal).
+//! `-j N` parallelism (exclusive scenarios run alone, [`MAX_JOBS`] bounds N), and a live
+//! progress line (an `indicatif` bar on stderr, drawn only when stderr is a terminal).
+//!
+//! After every scenario the target must still answer a request ([`Target::check_alive`]). When
+//! it does not, the blame goes where the evidence allows:
+//! * a scenario that ran alone (every scenario that may crash a server is exclusive) is the one
+//!   that brought the target down: it FAILs, named, with how the target went down;
+//! * a scenario that ran beside others, or during which the target went down and came back, is
+//!   a bystander until proven otherwise: it is run again, alone, after the restart, and its
+//!   verdict is that run's (so a scenario that crashes the target beside others is still caught,
+//!   alone, on its second run);
+//! * without a way to restart (`--restart-cmd`; the embedded reference always has one) the
+//!   remaining scenarios SKIP, naming the scenario(s) during which the target went down.
+//!
+//! A restart happens once, under the exclusive gate (no scenario runs meanwhile), and is
+//! confirmed by a successful ATTACH. Each restart starts a new epoch; a scenario that saw the
+//! epoch change while it ran knows it was a bystander.
 //!
 //! Must never: decide a scenario's verdict itself (only map its evidence to a status), or hide a
 //! failure: an expected failure that passes is reported as an unexpected pass.
@@ -9,7 +23,7 @@
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -18,7 +32,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::report::{Report, ScenarioResult, Status};
 use crate::scenarios::{Check, Ctx, Scenario, ScenarioError};
-use crate::target::Target;
+use crate::target::{Target, TargetDown};
 use crate::wire::Profile;
 
 #[derive(Debug, thiserror::Error)]
@@ -133,7 +147,6 @@ pub struct RunConfig {
     /// Scenarios run in parallel; [`run`] bounds it to `1..=MAX_JOBS`.
     pub jobs: usize,
     pub exe: PathBuf,
-    pub malformed_dir: Option<PathBuf>,
     pub expect_fail: ExpectFail,
     /// Draw the progress bar (when stderr is a terminal).
     pub progress: bool,
@@ -154,18 +167,13 @@ fn progress_bar(total: usize, wanted: bool) -> ProgressBar {
 }
 
 /// Runs one scenario and maps its evidence to a status (before expect-fail).
-fn run_one(
-    s: &Scenario,
-    target: &Target,
-    cfg: &RunConfig,
-) -> (Status, Vec<String>, Option<String>) {
+fn run_one(s: &Scenario, target: &Target, cfg: &RunConfig) -> Outcome {
     let ctx = Ctx {
         target,
         profile: cfg.profile,
         timeout: cfg.timeout,
         scale: cfg.scale,
         exe: cfg.exe.clone(),
-        malformed_dir: cfg.malformed_dir.clone(),
         scenario: s.name,
     };
     let mut check = Check::default();
@@ -196,13 +204,202 @@ fn run_one(
     (status, evidence, None)
 }
 
+/// What the workers of one run share: the gate (exclusive scenarios take it for writing), the
+/// restart epoch, whether the target is known to be down, and why it is down for good (no
+/// restart possible).
+struct Shared<'a> {
+    target: &'a Target,
+    cfg: &'a RunConfig,
+    gate: RwLock<()>,
+    epoch: AtomicU64,
+    /// Set by the check that finds the target down, cleared by the restart: no scenario starts
+    /// on a target known to be down (it would take the blame for another's crash).
+    known_down: AtomicBool,
+    restart_lock: Mutex<()>,
+    down_for_good: Mutex<Option<String>>,
+}
+
+/// One scenario's outcome before expect-fail: status, evidence, skip reason.
+type Outcome = (Status, Vec<String>, Option<String>);
+
+impl Shared<'_> {
+    fn down_for_good(&self) -> Option<String> {
+        self.down_for_good
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Runs `s` (alone if it is exclusive) and places the blame if the target went down; a
+    /// bystander is run once more, alone.
+    fn run_scenario(&self, s: &Scenario) -> Outcome {
+        match self.attempt(s, s.exclusive) {
+            Attempt::Done(outcome) => outcome,
+            Attempt::Bystander(note) => match self.attempt(s, true) {
+                Attempt::Done((status, mut evidence, reason)) => {
+                    evidence.push(note);
+                    (status, evidence, reason)
+                }
+                // Alone, a run cannot be a bystander; report it rather than loop.
+                Attempt::Bystander(again) => (Status::Fail, vec![note, again], None),
+            },
+        }
+    }
+
+    fn attempt(&self, s: &Scenario, alone: bool) -> Attempt {
+        loop {
+            if let Some(why) = self.down_for_good() {
+                return Attempt::Done((Status::Skip, vec![], Some(why)));
+            }
+            let guard = if alone {
+                Guard::Write(self.gate.write().unwrap_or_else(|p| p.into_inner()))
+            } else {
+                Guard::Read(self.gate.read().unwrap_or_else(|p| p.into_inner()))
+            };
+            if self.known_down.load(Ordering::SeqCst) {
+                // Another scenario found the target down and its restart is pending.
+                drop(guard);
+                self.bring_back(None);
+                continue;
+            }
+            let epoch_before = self.epoch.load(Ordering::SeqCst);
+            let outcome = run_one(s, self.target, self.cfg);
+            // Checked under the same guard: nothing that must run alone can start between this
+            // scenario's end and its check, and take the blame from it.
+            let down = self.target.check_alive().err();
+            let restarted = match (&down, guard) {
+                (None, _) => Restart::NotNeeded,
+                (Some(how), Guard::Write(_nobody_else_runs)) => {
+                    self.known_down.store(true, Ordering::SeqCst);
+                    self.restart(&format!("target {how} during {}", s.name))
+                }
+                (Some(how), guard @ Guard::Read(_)) => {
+                    self.known_down.store(true, Ordering::SeqCst);
+                    drop(guard);
+                    self.bring_back(Some(&format!("target {how} during {}", s.name)))
+                }
+            };
+            return self.verdict(s, alone, epoch_before, outcome, down, restarted);
+        }
+    }
+
+    fn verdict(
+        &self,
+        s: &Scenario,
+        alone: bool,
+        epoch_before: u64,
+        outcome: Outcome,
+        down: Option<TargetDown>,
+        restarted: Restart,
+    ) -> Attempt {
+        let (mut status, mut evidence, reason) = outcome;
+        let epoch_changed = self.epoch.load(Ordering::SeqCst) != epoch_before;
+        match down {
+            // A restart after this scenario had finished is no concern of its verdict.
+            None if alone || !epoch_changed => Attempt::Done((status, evidence, reason)),
+            // The target went down while this ran beside others, or went down and came back
+            // while it ran: its verdict is not its own.
+            _ if !alone && !matches!(restarted, Restart::Impossible(_) | Restart::Failed(_)) => {
+                Attempt::Bystander(format!(
+                    "the target went down while this ran beside other scenarios; this verdict is \
+                     from a second run, alone, after the restart (first run: {status:?}{})",
+                    evidence
+                        .first()
+                        .map(|e| format!(", {e}"))
+                        .unwrap_or_default()
+                ))
+            }
+            None => Attempt::Done((status, evidence, reason)),
+            Some(how) => {
+                status = Status::Fail;
+                let company = if alone {
+                    "it ran alone"
+                } else {
+                    "it ran beside others"
+                };
+                evidence.insert(0, format!("target {how} during {} ({company})", s.name));
+                match restarted {
+                    Restart::Done => {
+                        evidence.push("target restarted (confirmed by an ATTACH)".into())
+                    }
+                    Restart::Impossible(why) | Restart::Failed(why) => evidence.push(why),
+                    Restart::NotNeeded | Restart::ByOther => {}
+                }
+                Attempt::Done((status, evidence, reason))
+            }
+        }
+    }
+
+    /// Restarts the target once, under the exclusive gate, unless another worker already has
+    /// (or records that it is down for good). `why` names how it went down, when the caller saw
+    /// it; a caller that only found it marked down passes `None`.
+    fn bring_back(&self, why: Option<&str>) -> Restart {
+        let _one_at_a_time = self.restart_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(why) = self.down_for_good() {
+            return Restart::Impossible(why);
+        }
+        if !self.known_down.load(Ordering::SeqCst) {
+            return Restart::ByOther;
+        }
+        let _nobody_runs = self.gate.write().unwrap_or_else(|p| p.into_inner());
+        self.restart(why.unwrap_or("target down"))
+    }
+
+    /// The restart itself; the caller holds the gate for writing.
+    fn restart(&self, msg: &str) -> Restart {
+        if !self.cfg.restart {
+            *self.down_for_good.lock().unwrap_or_else(|p| p.into_inner()) = Some(msg.to_owned());
+            return Restart::Impossible(format!("{msg}; no --restart-cmd: the rest SKIP"));
+        }
+        match self.target.restart() {
+            Ok(()) => {
+                self.epoch.fetch_add(1, Ordering::SeqCst);
+                self.known_down.store(false, Ordering::SeqCst);
+                Restart::Done
+            }
+            Err(e) => {
+                let why = format!("{msg} (restart failed: {e})");
+                *self.down_for_good.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.clone());
+                Restart::Failed(why)
+            }
+        }
+    }
+}
+
+/// The gate as held by one run: shared, or alone. Holding it is its whole use.
+enum Guard<'a> {
+    Read(#[allow(dead_code)] std::sync::RwLockReadGuard<'a, ()>),
+    Write(#[allow(dead_code)] std::sync::RwLockWriteGuard<'a, ()>),
+}
+
+enum Attempt {
+    Done(Outcome),
+    /// Not this scenario's verdict: run it again alone (the note says why).
+    Bystander(String),
+}
+
+enum Restart {
+    NotNeeded,
+    Done,
+    ByOther,
+    Impossible(String),
+    Failed(String),
+}
+
 /// Runs `scenarios` against `target`.
 pub fn run(scenarios: &[Scenario], target: &Target, cfg: &RunConfig) -> Report {
     let started = Instant::now();
     let results: Mutex<Vec<Option<ScenarioResult>>> = Mutex::new(vec![None; scenarios.len()]);
     let next = AtomicUsize::new(0);
-    let dead: Mutex<Option<String>> = Mutex::new(None);
-    let gate = RwLock::new(());
+    let shared = Shared {
+        target,
+        cfg,
+        gate: RwLock::new(()),
+        epoch: AtomicU64::new(0),
+        known_down: AtomicBool::new(false),
+        restart_lock: Mutex::new(()),
+        down_for_good: Mutex::new(None),
+    };
     let counts = Mutex::new([0usize; 3]);
     let bar = progress_bar(scenarios.len(), cfg.progress);
     let jobs = cfg.jobs.clamp(1, MAX_JOBS);
@@ -213,41 +410,7 @@ pub fn run(scenarios: &[Scenario], target: &Target, cfg: &RunConfig) -> Report {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(s) = scenarios.get(i) else { break };
                     let t0 = Instant::now();
-                    let died_before = dead.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                    let (mut status, mut evidence, mut reason) = if let Some(why) = died_before {
-                        (Status::Skip, vec![], Some(why))
-                    } else {
-                        let r = if s.exclusive {
-                            let _g = gate.write().unwrap_or_else(|p| p.into_inner());
-                            run_one(s, target, cfg)
-                        } else {
-                            let _g = gate.read().unwrap_or_else(|p| p.into_inner());
-                            run_one(s, target, cfg)
-                        };
-                        // Liveness after every scenario.
-                        if let Err(why) = target.check_alive() {
-                            let mut d = dead.lock().unwrap_or_else(|p| p.into_inner());
-                            if d.is_none() {
-                                let msg = format!("target died during {}", s.name);
-                                let mut r = r;
-                                r.0 = Status::Fail;
-                                r.1.insert(0, format!("{msg}: {why}"));
-                                if cfg.restart {
-                                    match target.restart() {
-                                        Ok(()) => r.1.push("target restarted".into()),
-                                        Err(e) => *d = Some(format!("{msg} (restart failed: {e})")),
-                                    }
-                                } else {
-                                    *d = Some(msg);
-                                }
-                                r
-                            } else {
-                                r
-                            }
-                        } else {
-                            r
-                        }
-                    };
+                    let (mut status, mut evidence, mut reason) = shared.run_scenario(s);
                     if let Some(why) = cfg.expect_fail.get(s.name) {
                         match status {
                             Status::Fail => {
@@ -336,10 +499,12 @@ mod tests {
     )]
     #[case::not_toml("\"x.y\" = \n", &["line 1"])]
     fn bad_expect_fail_entries_name_the_file_and_line(#[case] text: &str, #[case] wanted: &[&str]) {
+        // One file per case: the cases run in parallel, and two may expect the same line.
+        static CASE: AtomicUsize = AtomicUsize::new(0);
         let path = std::env::temp_dir().join(format!(
             "sapi-conf-xf-bad-{}-{}.toml",
             std::process::id(),
-            wanted[0].replace(' ', "_")
+            CASE.fetch_add(1, Ordering::SeqCst)
         ));
         std::fs::write(&path, text).expect("write");
         let e = load_expect_fail(&path).expect_err("bad file");

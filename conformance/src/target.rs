@@ -22,7 +22,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::client::{Conn, Endpoint, wait_readable};
-use crate::wire::Profile;
+use crate::wire::{AttachRequest, Profile};
 
 /// How to reach (and possibly start) the target.
 #[derive(Clone, Debug)]
@@ -76,8 +76,8 @@ pub enum TargetError {
     CommandTimeout { cmd: String, after: Duration },
     #[error("no {0} trigger: give --{0}-cmd to run this against a non-embedded target")]
     NoTrigger(&'static str),
-    #[error("target did not accept connections within {after:?} after restart")]
-    NoRestart { after: Duration },
+    #[error("target did not accept an ATTACH within {after:?} of its restart (last: {last})")]
+    NoRestart { after: Duration, last: String },
     #[error("no --restart-cmd given")]
     NoRestartCmd,
     #[error("cannot quote {value:?} for {{{placeholder}}} in `{template}`: {source}")]
@@ -101,6 +101,59 @@ pub struct Target {
     endpoint: Endpoint,
     runtime_dir: Option<PathBuf>,
     embedded: Mutex<Option<Embedded>>,
+    /// The server's pid as first seen since the last (re)start.
+    pid_seen: Mutex<Option<u32>>,
+}
+
+/// How a target that stopped serving looks from outside.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetDown {
+    /// The process is gone (or, with no pid known, nothing answers at all).
+    Exited(String),
+    /// The process still exists but does not answer: hung, or too busy to serve.
+    NotAnswering { pid: u32, why: String },
+}
+
+impl std::fmt::Display for TargetDown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TargetDown::Exited(why) => write!(f, "died: {why}"),
+            TargetDown::NotAnswering { pid, why } => {
+                write!(
+                    f,
+                    "stopped answering (process {pid} still exists: hung?): {why}"
+                )
+            }
+        }
+    }
+}
+
+/// An app index no server hands out (VPP and the reference start at 1 and count up from there),
+/// used for requests that must change nothing.
+pub const GHOST_APP: u32 = 0x00ff_fff0;
+
+/// Whether `pid` is a live process: signal 0 reaches it and it is not a zombie (a crashed
+/// server nobody has reaped yet).
+fn process_exists(pid: u32) -> bool {
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
+    if let Err(nix::errno::Errno::ESRCH) =
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None)
+    {
+        return false;
+    }
+    // `/proc/<pid>/stat`: "pid (comm) S ...", the state after the last ')'.
+    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let rest = &stat[stat.rfind(')')? + 1..];
+            rest.split_whitespace()
+                .next()
+                .map(|st| st == "Z" || st == "X")
+        })
+        .unwrap_or(false);
+    !zombie
 }
 
 impl std::fmt::Debug for Target {
@@ -121,6 +174,7 @@ impl Target {
                 cfg,
                 runtime_dir: None,
                 embedded: Mutex::new(None),
+                pid_seen: Mutex::new(None),
             }),
             TargetKind::Embedded { .. } => {
                 let template = std::env::temp_dir().join("sapi-conformance-XXXXXX");
@@ -131,6 +185,7 @@ impl Target {
                     endpoint,
                     runtime_dir: Some(dir),
                     embedded: Mutex::new(None),
+                    pid_seen: Mutex::new(None),
                 };
                 t.spawn_embedded()?;
                 Ok(t)
@@ -242,51 +297,113 @@ impl Target {
             .and_then(|c| c.peer_pid())
     }
 
-    /// Whether the target still accepts connections (and, embedded, its child still runs).
-    /// Returns the reason when it does not.
-    pub fn check_alive(&self) -> Result<(), String> {
-        if let Some(e) = self.lock().as_mut()
-            && let Ok(Some(status)) = e.child.try_wait()
-        {
-            return Err(format!(
-                "embedded reference exited: {status}; log: {}",
-                self.log_tail()
-            ));
+    /// Whether the target still serves: it answers a request, not merely a connect (the kernel
+    /// queues connections on a dying server's listener until its backlog fills). The request is
+    /// a worker ADD for an app index no server hands out, which every revision answers and which
+    /// changes nothing. When it is down, says whether its process is gone or alive but silent.
+    pub fn check_alive(&self) -> Result<(), TargetDown> {
+        let pid = self.known_pid();
+        let answer = Conn::connect(&self.endpoint, self.cfg.timeout)
+            .and_then(|c| c.worker_add(GHOST_APP, self.cfg.profile).map(drop));
+        let Err(e) = answer else {
+            return Ok(());
+        };
+        // A process that is exiting closes its sockets before it is gone: give it a moment
+        // (bounded) before calling it hung.
+        let deadline = Instant::now() + Duration::from_millis(500);
+        let mut backoff = Duration::from_millis(1);
+        loop {
+            if let Some(status) = self.embedded_exit() {
+                return Err(TargetDown::Exited(format!(
+                    "embedded reference exited: {status} ({e}); log: {}",
+                    self.log_tail()
+                )));
+            }
+            match pid {
+                Some(pid) if !process_exists(pid) => {
+                    return Err(TargetDown::Exited(format!("process {pid} is gone ({e})")));
+                }
+                None => return Err(TargetDown::Exited(e.to_string())),
+                Some(pid) if Instant::now() >= deadline => {
+                    return Err(TargetDown::NotAnswering {
+                        pid,
+                        why: e.to_string(),
+                    });
+                }
+                Some(_) => {}
+            }
+            std::thread::park_timeout(backoff);
+            backoff = (backoff * 2).min(Duration::from_millis(50));
         }
-        Conn::connect(&self.endpoint, self.cfg.timeout)
-            .map(drop)
-            .map_err(|e| format!("{e}"))
     }
 
-    /// Restarts the target: respawns the embedded child, or runs `--restart-cmd` and waits (with
-    /// the timeout as a bound) until the socket accepts connections again.
+    /// How the embedded child exited, if it did.
+    fn embedded_exit(&self) -> Option<std::process::ExitStatus> {
+        self.lock().as_mut()?.child.try_wait().ok().flatten()
+    }
+
+    /// The server's pid as first seen (`--target-pid`, or `SO_PEERCRED`), remembered so that a
+    /// dead server can still be told from a silent one.
+    fn known_pid(&self) -> Option<u32> {
+        let mut known = self.pid_seen.lock().unwrap_or_else(|p| p.into_inner());
+        if known.is_none() {
+            *known = self.pid();
+        }
+        *known
+    }
+
+    /// Restarts the target — respawns the embedded child, or runs `--restart-cmd` — and confirms
+    /// it with a successful ATTACH (a connect proves nothing: see [`Target::check_alive`]),
+    /// retrying within a bound.
     pub fn restart(&self) -> Result<(), TargetError> {
+        *self.pid_seen.lock().unwrap_or_else(|p| p.into_inner()) = None;
         if self.is_embedded() {
             if let Some(mut e) = self.lock().take() {
                 let _ = e.child.kill();
                 let _ = e.child.wait();
             }
-            return self.spawn_embedded();
+            self.spawn_embedded()?;
+        } else {
+            let cmd = self
+                .cfg
+                .restart_cmd
+                .clone()
+                .ok_or(TargetError::NoRestartCmd)?;
+            run_shell(&cmd, self.cfg.timeout)?;
         }
-        let cmd = self
-            .cfg
-            .restart_cmd
-            .clone()
-            .ok_or(TargetError::NoRestartCmd)?;
-        run_shell(&cmd, self.cfg.timeout)?;
-        let deadline = Instant::now() + self.cfg.timeout.max(Duration::from_secs(10));
+        let bound = self.cfg.timeout.max(Duration::from_secs(20));
+        let deadline = Instant::now() + bound;
         let mut backoff = Duration::from_millis(5);
+        let mut last = String::from("no attempt");
         while Instant::now() < deadline {
-            if Conn::connect(&self.endpoint, self.cfg.timeout).is_ok() {
-                return Ok(());
+            match self.confirm_attach() {
+                Ok(()) => return Ok(()),
+                Err(why) => last = why,
             }
             // Nothing to wait on for "a foreign server came back": bounded, growing retries.
             std::thread::park_timeout(backoff);
             backoff = (backoff * 2).min(Duration::from_millis(200));
         }
-        Err(TargetError::NoRestart {
-            after: self.cfg.timeout,
-        })
+        Err(TargetError::NoRestart { after: bound, last })
+    }
+
+    /// One ATTACH on a fresh connection that succeeds with its fds, then closed.
+    fn confirm_attach(&self) -> Result<(), String> {
+        let conn = Conn::connect(&self.endpoint, self.cfg.timeout).map_err(|e| e.to_string())?;
+        let e = conn
+            .attach(&AttachRequest::probe(
+                "sapi-conformance-restart-check",
+                true,
+            ))
+            .map_err(|e| e.to_string())?;
+        if e.reply.retval != 0 || e.fds.is_empty() {
+            return Err(format!(
+                "ATTACH answered {} with {} fds",
+                self.cfg.profile.retval_name(e.reply.retval),
+                e.fds.len()
+            ));
+        }
+        Ok(())
     }
 
     fn reference_cli(&self, args: &[String]) -> Result<String, TargetError> {

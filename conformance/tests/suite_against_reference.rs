@@ -1,8 +1,12 @@
 //! The whole suite against the embedded reference, in both profiles, with the JSON report read
 //! back; and the mutation check: every injected fault of the reference makes at least one named
-//! scenario FAIL while the others still run.
+//! scenario FAIL while the others still run; a faithful fault (VPP's index reuse) fails none; a
+//! fault that crashes the server on one input fails exactly the scenarios that send that input,
+//! and every other scenario passes after the restart.
 
 use std::process::Command;
+
+use rstest::rstest;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sapi-conformance"))
@@ -111,5 +115,57 @@ fn every_injected_fault_fails_a_named_scenario() {
         assert!(!failed.is_empty(), "fault {f}: no scenario failed");
         assert!(ran > all.len() / 2, "fault {f}: most scenarios did not run");
         eprintln!("fault {f}: {} failed: {}", failed.len(), failed.join(", "));
+    }
+}
+
+fn failed(v: &serde_json::Value) -> Vec<String> {
+    let mut names: Vec<String> = v["scenarios"]
+        .as_array()
+        .expect("scenarios")
+        .iter()
+        .filter(|s| s["status"] == "fail")
+        .filter_map(|s| s["name"].as_str().map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Faults whose failing scenarios are known exactly: the faithful one fails none, each crash
+/// fails the scenarios that carry its input and nothing else (blamed, the rest re-run or pass
+/// after the restart).
+#[rstest]
+#[case::crash_on_max_fifo_memory(
+    "crash-on-max-fifo-memory",
+    &[
+        "malformed.attach_max_fifo_memory_no_segment_size",
+        "malformed.corpus.attach_max_fifo_memory_no_segment_size",
+    ]
+)]
+#[case::crash_on_proxy_tcp_close(
+    "crash-on-proxy-tcp-close",
+    &["malformed.corpus.attach_proxy_tcp", "robustness.proxy_tcp_attach_close"]
+)]
+fn fault_fails_exactly_these_scenarios(#[case] fault: &str, #[case] expected: &[&str]) {
+    for jobs in ["1", "2"] {
+        let (_, v) = run("head", &["--reference-fault", fault, "-j", jobs]);
+        assert_eq!(
+            failed(&v),
+            expected,
+            "fault {fault} at -j {jobs}; not passing:\n{}",
+            not_passing(&v).join("\n")
+        );
+        for name in expected {
+            let s = v["scenarios"]
+                .as_array()
+                .expect("scenarios")
+                .iter()
+                .find(|s| s["name"] == *name)
+                .expect("scenario in the report");
+            let evidence = s["evidence"].to_string();
+            assert!(
+                evidence.contains(&format!("during {name} (it ran alone)")),
+                "{name} is not blamed by name: {evidence}"
+            );
+        }
     }
 }

@@ -87,9 +87,6 @@ struct RunArgs {
     /// Shell command deleting namespace {ns} (shell-quoted).
     #[arg(long, value_name = "CMD")]
     ns_del_cmd: Option<String>,
-    /// Directory of malformed-input files (default: corpus/malformed of this source tree).
-    #[arg(long, value_name = "DIR")]
-    malformed_dir: Option<PathBuf>,
     /// Test-only: start the embedded reference with this injected fault (repeatable).
     #[arg(long, hide = true)]
     reference_fault: Vec<String>,
@@ -333,17 +330,12 @@ fn run(a: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let malformed_dir = a.malformed_dir.clone().or_else(|| {
-        let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../corpus/malformed");
-        d.is_dir().then_some(d)
-    });
     let cfg = RunConfig {
         profile: a.profile,
         timeout,
         scale: a.scale.max(0.0),
         jobs: a.jobs,
         exe,
-        malformed_dir,
         expect_fail,
         progress: !a.quiet,
         restart: a.restart_cmd.is_some() || target.is_embedded(),

@@ -1,14 +1,18 @@
 //! Malformed input (`docs/protocol.md` §9; `docs/vpp-26.10.md` §7): each row of the table
 //! sent to a real socket; the reaction must be the defined one and afterwards a fresh app can
-//! still attach. The datagrams are built here from the table (the `corpus/malformed/` files, when
-//! present, are listed in the evidence of `malformed.corpus.replay`).
+//! still attach. The datagrams are built here from the table; besides, every file of
+//! `corpus/malformed/` (embedded at build time) is a scenario of its own,
+//! `malformed.corpus.<file stem>`, which only asks that the server survive it and keep serving.
+//!
+//! Every scenario here may crash a server, so every one runs alone: when the target goes down,
+//! the runner blames exactly the input that did it.
 
 use super::{Check, Ctx, Scenario, ScenarioError, wait_app_gone, wait_eof};
 use crate::client::{Conn, DEFAULT_MAX_FDS};
 use crate::wire::{self, AttachReply, AttachRequest, MSG_LEN, app_flag, msg_type, opt};
 
 pub fn scenarios() -> Vec<Scenario> {
-    vec![
+    let mut v = vec![
         Scenario::new(
             "malformed.short_0.unattached",
             "protocol §2, §9",
@@ -113,13 +117,31 @@ pub fn scenarios() -> Vec<Scenario> {
             all_ff,
         ),
         Scenario::new(
-            "malformed.corpus.replay",
-            "protocol §9; vpp-26.10 §7",
-            "every file of corpus/malformed sent on a fresh socket leaves the server serving",
-            corpus_replay,
+            "malformed.attach_max_fifo_memory_no_segment_size",
+            "protocol §9; vpp-26.10 §9.6",
+            "ATTACH with MAX_FIFO_MEMORY set and SEGMENT_SIZE 0: an error, no fds, the server serves",
+            max_fifo_memory_no_segment_size,
         ),
-    ]
+        Scenario::new(
+            "malformed.attach_mq_exceeds_segment",
+            "protocol §9; vpp-26.10 §9.5",
+            "ATTACH whose eventfd mq (2^20 entries) cannot fit its 16 MiB segment: an error, no fds, the server serves",
+            mq_exceeds_segment,
+        ),
+    ];
+    v.extend(MALFORMED_CORPUS.iter().map(|(name, _, _)| {
+        Scenario::new(
+            name,
+            "protocol §9; vpp-26.10 §7",
+            "this corpus/malformed file sent on a fresh socket leaves the server serving",
+            corpus_file,
+        )
+    }));
+    // Every one of them may crash a server: alone, the blame is exact.
+    v.into_iter().map(Scenario::exclusive).collect()
 }
+
+include!(concat!(env!("OUT_DIR"), "/malformed_corpus.rs"));
 
 /// A fresh app can still attach (the closing check of every malformed row).
 fn fresh_attach(ctx: &Ctx, c: &mut Check) -> Result<(), ScenarioError> {
@@ -267,35 +289,68 @@ fn all_ff(ctx: &Ctx, c: &mut Check) -> Result<(), ScenarioError> {
     refused_attach(ctx, c, "ATTACH with every option 0xff…ff", r)
 }
 
-fn corpus_replay(ctx: &Ctx, c: &mut Check) -> Result<(), ScenarioError> {
-    let Some(dir) = &ctx.malformed_dir else {
-        return super::skip("corpus/malformed not found (give --malformed-dir)");
+/// One file of `corpus/malformed/`, the one the scenario's name names, sent on a fresh socket
+/// that then closes; the server must survive it (the runner checks) and still attach an app.
+fn corpus_file(ctx: &Ctx, c: &mut Check) -> Result<(), ScenarioError> {
+    let Some((_, file, bytes)) = MALFORMED_CORPUS.iter().find(|(n, _, _)| *n == ctx.scenario)
+    else {
+        return Err(ScenarioError::Setup(format!(
+            "no corpus file for scenario {}",
+            ctx.scenario
+        )));
     };
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| ScenarioError::Setup(format!("{}: {e}", dir.display())))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "bin"))
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        return super::skip(format!("no *.bin files in {}", dir.display()));
-    }
-    for f in &files {
-        let bytes =
-            std::fs::read(f).map_err(|e| ScenarioError::Setup(format!("{}: {e}", f.display())))?;
-        let conn = ctx.connect()?;
-        // A file may hold one datagram; longer than 64 KiB would not be a SAPI datagram at all.
-        conn.send(&bytes[..bytes.len().min(65536)])?;
-        drop(conn);
-        if let Err(e) = ctx.target.check_alive() {
-            c.fail(format!(
-                "target stopped accepting after {}: {e}",
-                f.display()
-            ));
-            return Ok(());
-        }
-    }
-    c.note(format!("{} corpus files replayed", files.len()));
+    let conn = ctx.connect()?;
+    conn.send(bytes)?;
+    c.note(format!("sent {file} ({} bytes) and closed", bytes.len()));
+    drop(conn);
     fresh_attach(ctx, c)
+}
+
+/// Checks that an ATTACH is refused (any error, no fds) and that the server still serves.
+fn refused_with_an_error(
+    ctx: &Ctx,
+    c: &mut Check,
+    what: &str,
+    req: AttachRequest,
+) -> Result<(), ScenarioError> {
+    let conn = ctx.connect()?;
+    let e = conn.attach(&req)?;
+    c.that(
+        e.reply.retval < 0,
+        format!(
+            "{what}: expected an error retval, observed {}",
+            ctx.profile.retval_name(e.reply.retval)
+        ),
+    );
+    c.eq(&format!("{what}: fds"), 0usize, e.fds.len());
+    c.note(format!(
+        "{what}: retval {}",
+        ctx.profile.retval_name(e.reply.retval)
+    ));
+    drop(e);
+    drop(conn);
+    fresh_attach(ctx, c)
+}
+
+fn max_fifo_memory_no_segment_size(ctx: &Ctx, c: &mut Check) -> Result<(), ScenarioError> {
+    if ctx.profile == wire::Profile::Seed {
+        return super::skip("option 4 was not MAX_FIFO_MEMORY before 2025-07-19");
+    }
+    let mut r = AttachRequest::probe(&ctx.app_name(), true);
+    r.options[opt::MAX_FIFO_MEMORY] = 16 << 20;
+    r.options[opt::SEGMENT_SIZE] = 0;
+    // Which error is the server's choice (the reference answers INVALID); that it is one is not.
+    refused_with_an_error(ctx, c, "ATTACH with MAX_FIFO_MEMORY and no SEGMENT_SIZE", r)
+}
+
+fn mq_exceeds_segment(ctx: &Ctx, c: &mut Check) -> Result<(), ScenarioError> {
+    let mut r = AttachRequest::probe(&ctx.app_name(), true);
+    r.options[opt::EVT_QUEUE_SIZE] = 1 << 20;
+    r.options[opt::SEGMENT_SIZE] = 16 << 20;
+    refused_with_an_error(
+        ctx,
+        c,
+        "ATTACH with an eventfd mq of 2^20 entries in a 16 MiB segment",
+        r,
+    )
 }

@@ -102,8 +102,6 @@ pub struct Ctx<'a> {
     pub scale: f64,
     /// The suite's own binary, run as `client …` for crash-test children.
     pub exe: PathBuf,
-    /// `corpus/malformed/` when present.
-    pub malformed_dir: Option<PathBuf>,
     /// The scenario's name, used in app names so a server log can be correlated.
     pub scenario: &'static str,
 }

@@ -1,7 +1,8 @@
 //! Robustness (`docs/protocol.md` §9, §9.1; `docs/vpp-26.10.md` §9): inputs that have crashed real
 //! servers.
-//! The runner's liveness check after every scenario is what turns a crash into
-//! "target died during `<scenario>`"; these scenarios add the inputs and their own follow-up attach.
+//! The runner's liveness check after every scenario is what turns a crash into "target died
+//! during `<scenario>`"; these scenarios add the inputs and their own follow-up attach, and each
+//! runs alone so that the blame is exact.
 
 use super::{Check, Ctx, Scenario, ScenarioError};
 use crate::wire::{AttachRequest, app_flag, encode_cert_key, opt};
@@ -13,19 +14,22 @@ pub fn scenarios() -> Vec<Scenario> {
             "vpp-26.10 §9.4",
             "ATTACH with IS_PROXY and PROXY_TRANSPORT = tcp, then close: the server keeps serving",
             proxy_tcp,
-        ),
+        )
+        .exclusive(),
         Scenario::new(
             "robustness.vanish_mid_certkey",
             "protocol §6.3, §9.1",
             "a cert-key add whose data datagram never comes because the peer closed: the server keeps serving",
             vanish_mid_certkey,
-        ),
+        )
+        .exclusive(),
         Scenario::new(
             "robustness.vanish_before_reply",
             "protocol §8.5",
             "a peer that sends ATTACH and closes at once: the server keeps serving",
             vanish_before_reply,
-        ),
+        )
+        .exclusive(),
     ]
 }
 
