@@ -185,6 +185,7 @@ impl<T: AsRef<[u8]>> AttachPacket<T> {
     }
 
     /// The name as VPP reads it (up to the first NUL within the first 63 bytes).
+    #[inline]
     pub fn name(&self) -> AppName {
         AppName::from_wire(&self.name_field())
     }
@@ -195,6 +196,7 @@ impl<T: AsRef<[u8]>> AttachPacket<T> {
     }
 
     /// All 18 option slots.
+    #[inline]
     pub fn options(&self) -> AttachOptions {
         let mut options = AttachOptions::default();
         for index in OptionIndex::ALL {
