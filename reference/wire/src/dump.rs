@@ -18,7 +18,7 @@ impl Rows {
     }
 }
 
-fn retval(value: i32, profile: Profile) -> String {
+pub(crate) fn retval(value: i32, profile: Profile) -> String {
     let name = match (value, profile) {
         (0, _) => Some("success"),
         (v, Profile::Head) => session_error_name(v),
@@ -31,7 +31,7 @@ fn fd_flags(flags: FdFlags) -> String {
     format!("{:#04x} ({})", flags.bits(), flags.describe())
 }
 
-fn hex64(v: u64) -> String {
+pub(crate) fn hex64(v: u64) -> String {
     format!("{v:#018x}")
 }
 

@@ -12,14 +12,17 @@
 //! * the attach options ([`AttachOptions`], [`OptionIndex`], [`AppOptionFlags`]), the fd flags
 //!   ([`FdFlags`]), the application name ([`AppName`]) and the error numbers ([`SapiError`],
 //!   [`session_error_name`]);
-//! * a readable field-by-field dump ([`Message::dump`]) for snapshots and evidence.
+//! * a readable field-by-field dump ([`Message::dump`]) for snapshots and evidence;
+//! * in [`ctrl`], the same for what travels in message-queue elements after attach: the
+//!   session-layer control messages ([`ctrl::CtrlMessage`]) and io events ([`ctrl::IoEvent`]).
 //!
 //! What it must never do:
 //!
 //! * **panic on peer bytes** — every decoder and getter returns a value or a typed error for any
 //!   input of any length (there is no indexing that can go out of bounds);
 //! * **allocate per decode** beyond the message itself — decoded messages are plain `Copy` values,
-//!   names are stored inline;
+//!   names are stored inline (one exception: [`ctrl::AppAddSegment`]'s name is a `Vec`, the
+//!   type other crates build);
 //! * **reject what VPP accepts**: non-zero bytes after a body (padding) are ignored on decode, as VPP
 //!   ignores them; use [`nonzero_tail`] to report them. Non-zero `is_add` bytes mean "add".
 //! * know anything about sockets, fds or server state: `n_fds`/`fd_flags` are just numbers here.
@@ -234,12 +237,14 @@ impl TryFrom<u8> for MsgType {
     }
 }
 
-/// Which way a datagram travels on the socket.
+/// Which way a message travels: a datagram on the socket, or an element in a message queue
+/// (an app's posts to the server's mqs, the server's to the app's mq).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Direction {
-    /// Requests: ATTACH, ADD_DEL_WORKER, ADD_DEL_CERT_KEY.
+    /// Socket requests (ATTACH, ADD_DEL_WORKER, ADD_DEL_CERT_KEY); elements an app posts to a
+    /// server mq.
     AppToServer,
-    /// Replies and SEND_FDS.
+    /// Socket replies and SEND_FDS; elements the server posts to an app mq.
     ServerToApp,
 }
 

@@ -1,12 +1,34 @@
-//! `#[repr(C)]` mirrors of the structures VPP writes into message-queue elements, and the
-//! offsets derived from them (`docs/shm.md` §6), so the byte positions the codec uses and the
-//! declarations that document them cannot drift apart.
+//! `#[repr(C)]` / `#[repr(C, packed)]` mirrors of the structures carried in message-queue
+//! elements and fifos (`docs/shm.md` §6, `docs/sessions.md` §5, §8.7), and the offsets derived
+//! from them, so that the byte positions the codec uses and the declarations that document them
+//! cannot drift apart. Most mirrors are declared beside their typed message (one declaration
+//! makes both) and re-exported here; `tests/ctrl_layout.rs` pins each size and offset to the
+//! spec's tables.
 //!
 //! Must never: be used to read peer bytes; the codec reads slices at the derived offsets.
 
 #![allow(missing_docs)] // field names are VPP's, documented in the spec tables
 
 use std::mem::{offset_of, size_of};
+
+pub use super::accept::{SessionAcceptedMsg, SessionAcceptedReplyMsg};
+pub use super::attr::{
+    SessionTransportAttrMsg, SessionTransportAttrReplyMsg, TransportEndptAttrRaw,
+};
+pub use super::close::{
+    SessionAppDetachMsg, SessionCleanupMsg, SessionDisconnectMsg, SessionDisconnectedReplyMsg,
+};
+pub use super::connect::{SessionConnectMsg, SessionConnectedMsg};
+pub use super::dgram::SessionDgramHdr;
+pub use super::endpoint::TransportEndpointRaw;
+pub use super::listen::{
+    SessionBoundMsg, SessionListenMsg, SessionUnlistenMsg, SessionUnlistenReplyMsg,
+};
+pub use super::segment::SessionAppDelSegmentMsg;
+pub use super::worker::{
+    SessionAppWrkRpcMsg, SessionReqWorkerUpdateMsg, SessionWorkerUpdateMsg,
+    SessionWorkerUpdateReplyMsg,
+};
 
 /// `session_event_t` (§6.1), packed 18 bytes.
 #[repr(C, packed)]
@@ -27,15 +49,6 @@ pub struct SessionAppAddSegmentMsg {
     pub _pad: [u8; 3],
     pub segment_size: u32,
     pub segment_name: [u8; 128],
-    pub segment_handle: u64,
-}
-
-/// `session_app_del_segment_msg_t` (§6.4), 16 bytes.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct SessionAppDelSegmentMsg {
-    pub client_index: u32,
-    pub context: u32,
     pub segment_handle: u64,
 }
 
