@@ -546,7 +546,7 @@ fn random_elements_get_a_value_or_a_typed_error() {
             *t %= 40; // mostly real type numbers
         }
         // Names terminate often enough to reach the ADD_SEGMENT body too.
-        if len > 100 && rng.next() % 2 == 0 {
+        if len > 100 && rng.next().is_multiple_of(2) {
             element[100] = 0;
         }
         for profile in Profile::ALL {
