@@ -154,7 +154,8 @@ impl Field for Le64 {
     }
 }
 
-/// `i32` retval, little-endian, shown with its error name in the profile.
+/// `i32` retval, little-endian, shown with its `SESSION_E_*` name at HEAD. At the seed the
+/// spec does not say which numbering session messages used, so no name is guessed.
 pub(crate) struct Retval;
 impl Field for Retval {
     type Value = i32;
@@ -166,7 +167,11 @@ impl Field for Retval {
         put(b, &v.to_le_bytes());
     }
     fn rows(v: &i32, name: &str, at: usize, rows: &mut Rows) {
-        rows.push(at, Self::LEN, name, retval(*v, rows.profile));
+        let value = match (rows.profile, *v) {
+            (Profile::Head, v) | (Profile::Seed, v @ 0) => retval(v, Profile::Head),
+            (Profile::Seed, v) => format!("{v} (seed: numbering not stated by the spec)"),
+        };
+        rows.push(at, Self::LEN, name, value);
     }
 }
 

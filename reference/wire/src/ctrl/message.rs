@@ -385,13 +385,13 @@ impl CtrlMessage {
     /// handles and offsets in hex, retvals with their name; nested endpoints as `lcl.port`, ….
     pub fn dump(&self, profile: Profile) -> String {
         let event_type = self.event_type();
-        let number = match event_type.number_in(profile) {
-            Some(n) => format!("type {n}"),
-            None => "no number".to_owned(),
+        let (number, type_byte) = match event_type.number_in(profile) {
+            Some(n) => (format!("type {n}"), n.to_string()),
+            None => ("no number".to_owned(), "none in this profile".to_owned()),
         };
         let len = self.element_len();
         let mut rows = Rows::new(profile);
-        rows.push(0, 1, "type", format!("{number} ({event_type})"));
+        rows.push(0, 1, "type", format!("{type_byte} ({event_type})"));
         rows.push(1, 1, "postponed", "0".to_owned());
         self.body_rows(&mut rows);
         rows.push(len, 0, "after the body", "stale, never read".to_owned());
