@@ -8,6 +8,10 @@
 //! exactly the body size of the type: what follows the body is stale (`docs/sessions.md` §3.2
 //! rule 1) and ignored, and so is the `postponed` byte (read it with
 //! [`CtrlElement`](super::CtrlElement) to check it).
+//!
+//! Must never: panic on any element, write a partial element when it refuses to encode, or accept
+//! a type in a direction the session layer never sends it (an app posting ACCEPTED, RESET or a
+//! VPP-internal type gets a typed error, `docs/sessions.md` Appendix A).
 
 use super::codec::{Rows, WireStruct};
 use super::{
