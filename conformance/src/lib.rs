@@ -8,6 +8,8 @@
 //! * [`wire`] — the suite's own offset-based reading and writing of the 209-byte datagrams.
 //! * [`shm`] — the suite's own bounds-checked readers of segments and message queues.
 //! * [`fds`] — what an fd is (memfd, eventfd, …) and what a process holds, asked of `/proc`.
+//! * [`sockdiag`] — which server-side socket is the peer of a socket of ours, asked of
+//!   `NETLINK_SOCK_DIAG`.
 //! * [`client`] — a SAPI client over real `SOCK_SEQPACKET` sockets with `SCM_RIGHTS`.
 //! * [`target`] — the server under test: the embedded reference (a child process), a socket
 //!   path or an abstract name; its pid, triggers and restart.
@@ -25,5 +27,6 @@ pub mod report;
 pub mod runner;
 pub mod scenarios;
 pub mod shm;
+pub mod sockdiag;
 pub mod target;
 pub mod wire;
