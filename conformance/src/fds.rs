@@ -1,10 +1,13 @@
 //! What a file descriptor is, asked of the kernel: its kind from the `/proc/self/fd` link
 //! (`/memfd:NAME (deleted)`, `anon_inode:[eventfd]`, `socket:[…]`), its size and inode from
-//! `fstat`; and a process's fd count and memfd mappings from `/proc/<pid>/{fd,maps}` for the
-//! hygiene scenarios.
+//! `fstat`, an eventfd's id from `fdinfo`; and what a process holds — sockets and memfds by inode,
+//! eventfds by id, memfd mappings by inode — from `/proc/<pid>/{fd,fdinfo,maps}`, so the hygiene
+//! and detach scenarios can look for exactly what they own in the server.
 //!
-//! Must never: guess a kind from the order or count of fds, or keep an fd it was handed.
+//! Must never: guess a kind from the order or count of fds, keep an fd it was handed, or claim to
+//! tell eventfds apart when the kernel prints no `eventfd-id`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::PathBuf;
@@ -129,10 +132,155 @@ pub fn info_of(fd: BorrowedFd<'_>) -> Result<FdInfo, FdError> {
     })
 }
 
+/// Positions, among a reply's fds, of the two that belong to the one worker the reply is for:
+/// its fifo segment (`MEMFD_SEGMENT`) and its mq eventfd (`MQ_EVENTFD`), found by the fixed order
+/// of `docs/protocol.md` §5.3 (VPP mqs segment, app segment, app mq eventfd, VPP mq eventfds).
+/// The VPP mqs segment and VPP's mq eventfds are shared by every app and belong to none. A
+/// position whose fd is not of the announced kind is left out: what the suite cannot identify,
+/// it does not claim.
+pub fn worker_own_fds(fd_flags: u8, infos: &[FdInfo]) -> Vec<usize> {
+    use crate::wire::fd_flag;
+    let mut own = Vec::new();
+    let mut at = usize::from(fd_flags & fd_flag::VPP_MQ_SEGMENT != 0);
+    if fd_flags & fd_flag::MEMFD_SEGMENT != 0 {
+        if infos.get(at).is_some_and(|i| i.kind.is_memfd()) {
+            own.push(at);
+        }
+        at += 1;
+    }
+    if fd_flags & fd_flag::MQ_EVENTFD != 0
+        && infos.get(at).is_some_and(|i| i.kind == FdKind::Eventfd)
+    {
+        own.push(at);
+    }
+    own
+}
+
 /// Kinds of a list of fds, joined for evidence: `[memfd "x" (…), eventfd]`.
 pub fn describe(fds: &[FdInfo]) -> String {
     let parts: Vec<String> = fds.iter().map(|f| f.to_string()).collect();
     format!("[{}]", parts.join(", "))
+}
+
+/// One memfd a process holds, by inode: through which fds and in how many mappings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemfdHolding {
+    pub name: String,
+    pub fds: Vec<i32>,
+    /// Lines of `/proc/<pid>/maps` with this inode.
+    pub mappings: usize,
+}
+
+/// What a process holds, each thing named the way the kernel names it: sockets by inode
+/// (`socket:[INO]` links), memfds by inode (an fd's `st_ino`, the inode column of `maps`),
+/// eventfds by `eventfd-id` (all eventfds share one anonymous inode, so `fdinfo`'s id is the
+/// only name the kernel gives them).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Holdings {
+    /// Socket inode → the fds holding it.
+    pub sockets: BTreeMap<u64, Vec<i32>>,
+    /// Memfd inode → its fds and mappings (a memfd that is only mapped has no fds).
+    pub memfds: BTreeMap<u64, MemfdHolding>,
+    /// `eventfd-id` → the fds holding it. Ids come from a kernel IDA: a freed id is handed out
+    /// again, so an id names an eventfd only while nothing else creates one.
+    pub eventfds: BTreeMap<u64, Vec<i32>>,
+    /// Every eventfd's `fdinfo` had an `eventfd-id:` line. When false, `eventfds` is
+    /// incomplete and no claim about eventfds may be made.
+    pub eventfd_ids: bool,
+}
+
+/// The inode in a `socket:[INO]` link.
+pub fn socket_link_inode(link: &str) -> Option<u64> {
+    link.strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
+/// The `eventfd-id:` of an eventfd's `fdinfo` text, when the kernel prints one.
+pub fn parse_eventfd_id(fdinfo: &str) -> Option<u64> {
+    fdinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("eventfd-id:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Inode and memfd name of a `/proc/<pid>/maps` line backed by a memfd
+/// (`addr perms offset dev inode /memfd:NAME (deleted)`).
+pub fn parse_memfd_mapping(line: &str) -> Option<(u64, &str)> {
+    let at = line.find("/memfd:")?;
+    let ino = line[..at].split_whitespace().nth(4)?.parse().ok()?;
+    let rest = &line[at + "/memfd:".len()..];
+    Some((ino, rest.strip_suffix(" (deleted)").unwrap_or(rest)))
+}
+
+/// The `eventfd-id` of one of our own eventfds (`None` when the kernel prints none).
+pub fn eventfd_id(fd: BorrowedFd<'_>) -> Result<Option<u64>, FdError> {
+    let path = PathBuf::from(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()));
+    let text = std::fs::read_to_string(&path).map_err(|source| FdError::Proc { path, source })?;
+    Ok(parse_eventfd_id(&text))
+}
+
+/// Reads what process `pid` holds from `/proc/<pid>/{fd,fdinfo,maps}`. An fd that closes while
+/// the directory is listed is skipped: it is no longer held.
+pub fn holdings(pid: u32) -> Result<Holdings, FdError> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = PathBuf::from(format!("/proc/{pid}/fd"));
+    let entries = std::fs::read_dir(&dir).map_err(|source| FdError::Proc {
+        path: dir.clone(),
+        source,
+    })?;
+    let mut h = Holdings {
+        eventfd_ids: true,
+        ..Holdings::default()
+    };
+    for e in entries.flatten() {
+        let Some(fd) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(link) = std::fs::read_link(e.path()) else {
+            continue;
+        };
+        let link = link.to_string_lossy();
+        match classify_link(&link) {
+            FdKind::Socket => {
+                if let Some(ino) = socket_link_inode(&link) {
+                    h.sockets.entry(ino).or_default().push(fd);
+                }
+            }
+            FdKind::Memfd { name } => {
+                if let Ok(md) = std::fs::metadata(e.path()) {
+                    let m = h.memfds.entry(md.ino()).or_default();
+                    m.name = name;
+                    m.fds.push(fd);
+                }
+            }
+            FdKind::Eventfd => {
+                let info = PathBuf::from(format!("/proc/{pid}/fdinfo/{fd}"));
+                match std::fs::read_to_string(&info) {
+                    Ok(text) => match parse_eventfd_id(&text) {
+                        Some(id) => h.eventfds.entry(id).or_default().push(fd),
+                        None => h.eventfd_ids = false,
+                    },
+                    // Closed since the listing.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(source) => return Err(FdError::Proc { path: info, source }),
+                }
+            }
+            FdKind::Other(_) => {}
+        }
+    }
+    let maps = PathBuf::from(format!("/proc/{pid}/maps"));
+    let text =
+        std::fs::read_to_string(&maps).map_err(|source| FdError::Proc { path: maps, source })?;
+    for (ino, name) in text.lines().filter_map(parse_memfd_mapping) {
+        let m = h.memfds.entry(ino).or_default();
+        if m.name.is_empty() {
+            m.name = name.to_string();
+        }
+        m.mappings += 1;
+    }
+    Ok(h)
 }
 
 /// What a process holds, for before/after comparisons.
@@ -245,7 +393,91 @@ mod tests {
         );
         assert_eq!(mi.size, 12288);
         assert_eq!(kind_of(e.as_fd()).expect("kind"), FdKind::Eventfd);
-        let me = snapshot(std::process::id()).expect("self");
-        assert!(me.memfds >= 1 && me.eventfds >= 1);
+        let me = holdings(std::process::id()).expect("self");
+        let held = &me.memfds[&mi.ino];
+        assert_eq!((held.name.as_str(), held.fds.len()), ("probe", 1));
+        assert!(me.eventfd_ids, "this kernel prints eventfd-id");
+        let id = eventfd_id(e.as_fd()).expect("fdinfo").expect("eventfd-id");
+        assert_eq!(me.eventfds[&id], vec![e.as_fd().as_raw_fd()]);
+    }
+
+    #[test]
+    fn a_mapped_memfd_is_found_by_inode_after_its_fd_closes() {
+        let m = nix::sys::memfd::memfd_create(c"mapped", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+            .expect("memfd");
+        nix::unistd::ftruncate(&m, 4096).expect("truncate");
+        let ino = stat_of(&m).expect("stat").ino;
+        use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
+        let len = std::num::NonZeroUsize::new(4096).expect("non-zero");
+        // SAFETY: a fresh shared mapping of a memfd of ours, unmapped below and never read.
+        let p = unsafe { mmap(None, len, ProtFlags::PROT_READ, MapFlags::MAP_SHARED, &m, 0) }
+            .expect("mmap");
+        drop(m);
+        let me = holdings(std::process::id()).expect("self");
+        // SAFETY: unmaps exactly the mapping made above.
+        unsafe { munmap(p, 4096) }.expect("munmap");
+        assert!(me.memfds[&ino].fds.is_empty());
+        assert_eq!(me.memfds[&ino].mappings, 1);
+        assert_eq!(me.memfds[&ino].name, "mapped");
+        assert!(
+            !holdings(std::process::id())
+                .expect("self")
+                .memfds
+                .contains_key(&ino)
+        );
+    }
+
+    #[rstest]
+    #[case("7f00-7f10 rw-s 00000000 00:01 4242 /memfd:seg-1-0 (deleted)", Some((4242, "seg-1-0")))]
+    #[case("7f00-7f10 rw-s 00000000 00:01 77 /memfd:session: wrk-mqs-segment (deleted)", Some((77, "session: wrk-mqs-segment")))]
+    #[case("7f00-7f10 r-xp 00000000 08:01 12 /usr/lib/libc.so.6", None)]
+    #[case("/memfd:x", None)]
+    fn maps_lines_give_memfd_inodes(#[case] line: &str, #[case] want: Option<(u64, &str)>) {
+        assert_eq!(parse_memfd_mapping(line), want);
+    }
+
+    #[rstest]
+    #[case("socket:[1234]", Some(1234))]
+    #[case("socket:[]", None)]
+    #[case("anon_inode:[eventfd]", None)]
+    fn socket_links_give_inodes(#[case] link: &str, #[case] want: Option<u64>) {
+        assert_eq!(socket_link_inode(link), want);
+    }
+
+    fn info(kind: FdKind) -> FdInfo {
+        FdInfo {
+            kind,
+            size: 0,
+            ino: 0,
+        }
+    }
+
+    #[rstest]
+    #[case::attach_with_eventfd(0x07, vec![memfd(), memfd(), FdKind::Eventfd], vec![1, 2])]
+    #[case::attach_without(0x03, vec![memfd(), memfd()], vec![1])]
+    #[case::private_rx_mqs(0x0f, vec![memfd(), memfd(), FdKind::Eventfd, FdKind::Eventfd], vec![1, 2])]
+    #[case::worker(0x06, vec![memfd(), FdKind::Eventfd], vec![0, 1])]
+    #[case::wrong_kinds_are_not_claimed(0x07, vec![memfd(), FdKind::Eventfd, memfd()], vec![])]
+    #[case::missing_fds(0x07, vec![memfd()], vec![])]
+    fn a_workers_own_fds_follow_the_flags(
+        #[case] flags: u8,
+        #[case] kinds: Vec<FdKind>,
+        #[case] own: Vec<usize>,
+    ) {
+        let infos: Vec<FdInfo> = kinds.into_iter().map(info).collect();
+        assert_eq!(worker_own_fds(flags, &infos), own);
+    }
+
+    fn memfd() -> FdKind {
+        FdKind::Memfd { name: "s".into() }
+    }
+
+    #[test]
+    fn eventfd_ids_are_read_when_printed() {
+        assert_eq!(
+            parse_eventfd_id("pos:\t0\neventfd-count: 0\neventfd-id: 12\n"),
+            Some(12)
+        );
+        assert_eq!(parse_eventfd_id("pos:\t0\neventfd-count: 0\n"), None);
     }
 }
