@@ -1,15 +1,18 @@
 //! `sapi-conformance client …`: a debugging client that prints, decoded, what a server sent —
-//! and the crash-test child of the detach scenarios (`--hold-after connect|sent|reply` prints one
-//! `HOLD app=N` line on stdout and then blocks until killed).
+//! and the crash-test child of the detach and hygiene scenarios (`--hold-after
+//! connect|sent|reply` prints one [`HoldLine`] on stdout, naming the app and what the child
+//! holds by inode, and then blocks until killed).
 //!
-//! Uses only the suite's own [`crate::client`], [`crate::wire`] and [`crate::shm`].
+//! Uses only the suite's own [`crate::client`], [`crate::wire`], [`crate::shm`] and
+//! [`crate::fds`]. Must never read a reply it was told to hold before reading (`sent` only peeks).
 
+use std::fmt;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 use crate::client::{ClientError, Conn, Endpoint, Exchange, wait_readable};
-use crate::fds::describe;
+use crate::fds::{self, FdInfo, describe};
 use crate::shm::{self, Segment};
 use crate::wire::{self, AttachReply, AttachRequest, Profile, opt};
 
@@ -18,7 +21,8 @@ use crate::wire::{self, AttachReply, AttachRequest, Profile, opt};
 pub enum HoldPoint {
     /// Connected, nothing sent.
     Connect,
-    /// ATTACH sent; the reply is waited for and peeked at (for the app index) but never read.
+    /// ATTACH sent; the reply is waited for and peeked at (for the app index and the inodes of
+    /// its fds) but never read.
     Sent,
     /// Reply read (and `--workers` extra workers added).
     Reply,
@@ -54,41 +58,133 @@ pub enum DebugClientError {
     Protocol(String),
 }
 
-fn hold(out: &mut impl Write, app: Option<u32>) -> Result<(), DebugClientError> {
-    match app {
-        Some(a) => writeln!(out, "HOLD app={a}")?,
-        None => writeln!(out, "HOLD app=none")?,
+/// What a crash-test child holds when it stops: `HOLD app=N socks=INO,… segs=INO,… evs=ID,…`.
+///
+/// `socks` are the inodes of the child's own sockets (the attach socket first, then one per
+/// extra worker), from which the suite finds the server-side peers with [`crate::sockdiag`]
+/// before the kill; `segs` the memfd inodes of the segments that are the child's own (not the
+/// shared VPP mqs segment, [`fds::worker_own_fds`]); `evs` the `eventfd-id`s of its own mq
+/// eventfds, when the kernel prints them. At `sent` the reply is only peeked at: its fds are
+/// inspected through duplicates the kernel makes for a `MSG_PEEK`, and stay queued.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HoldLine {
+    pub app: Option<u32>,
+    pub socks: Vec<u64>,
+    pub segs: Vec<u64>,
+    pub evs: Vec<u64>,
+}
+
+impl fmt::Display for HoldLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn list(v: &[u64]) -> String {
+            v.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+        }
+        match self.app {
+            Some(a) => write!(f, "HOLD app={a}")?,
+            None => write!(f, "HOLD app=none")?,
+        }
+        write!(
+            f,
+            " socks={} segs={} evs={}",
+            list(&self.socks),
+            list(&self.segs),
+            list(&self.evs)
+        )
     }
+}
+
+impl HoldLine {
+    /// Parses a line the child printed; the error names what was wrong with it.
+    pub fn parse(line: &str) -> Result<Self, String> {
+        let rest = line
+            .trim()
+            .strip_prefix("HOLD")
+            .ok_or_else(|| format!("not a HOLD line: {line:?}"))?;
+        let mut h = HoldLine::default();
+        let list = |k: &str, v: &str| -> Result<Vec<u64>, String> {
+            v.split(',')
+                .filter(|x| !x.is_empty())
+                .map(|x| x.parse().map_err(|_| format!("{k}={v:?} in {line:?}")))
+                .collect()
+        };
+        for kv in rest.split_whitespace() {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| format!("{kv:?} in {line:?}"))?;
+            match k {
+                "app" if v == "none" => h.app = None,
+                "app" => h.app = Some(v.parse().map_err(|_| format!("app={v:?} in {line:?}"))?),
+                "socks" => h.socks = list(k, v)?,
+                "segs" => h.segs = list(k, v)?,
+                "evs" => h.evs = list(k, v)?,
+                // Unknown keys are left for newer children.
+                _ => {}
+            }
+        }
+        Ok(h)
+    }
+
+    /// Adds a reply's own segment and mq eventfd (by `fd_flags`, `docs/protocol.md` §5.3).
+    fn add_own(
+        &mut self,
+        fd_flags: u8,
+        fds: &[OwnedFd],
+        infos: &[FdInfo],
+    ) -> Result<(), DebugClientError> {
+        for at in fds::worker_own_fds(fd_flags, infos) {
+            let (Some(fd), Some(info)) = (fds.get(at), infos.get(at)) else {
+                continue;
+            };
+            if info.kind.is_memfd() {
+                self.segs.push(info.ino);
+            } else if let Some(id) = fds::eventfd_id(fd.as_fd()).map_err(ClientError::from)? {
+                self.evs.push(id);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn socket_inode(conn: &Conn) -> Result<u64, DebugClientError> {
+    Ok(fds::stat_of(conn).map_err(ClientError::from)?.ino)
+}
+
+fn hold(out: &mut impl Write, line: &HoldLine) -> Result<(), DebugClientError> {
+    writeln!(out, "{line}")?;
     out.flush()?;
     loop {
         nix::unistd::pause();
     }
 }
 
-/// Peeks at a queued reply without consuming it (its fds stay queued on the socket).
-fn peek_app_index(conn: &Conn) -> Result<Option<u32>, DebugClientError> {
+/// Peeks at a queued reply without consuming it: its bytes, and duplicates of its fds (the
+/// kernel clones in-flight fds for a `MSG_PEEK`; the originals stay queued on the socket).
+fn peek_reply(conn: &Conn) -> Result<(Vec<u8>, Vec<OwnedFd>), DebugClientError> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
     if !wait_readable(conn.as_fd(), conn.timeout)? {
         return Err(DebugClientError::Protocol("no reply to peek at".into()));
     }
     let mut buf = [0u8; wire::MSG_LEN];
-    // SAFETY: buf is a live buffer of the given length.
-    let n = unsafe {
-        libc::recv(
-            conn.as_fd().as_raw_fd(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            libc::MSG_PEEK,
-        )
-    };
-    if n < 0 {
-        return Err(DebugClientError::Protocol(format!(
-            "recv MSG_PEEK: {}",
-            nix::errno::Errno::last()
-        )));
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; crate::client::DEFAULT_MAX_FDS]);
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let msg = recvmsg::<()>(
+        conn.as_fd().as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|errno| DebugClientError::Protocol(format!("recvmsg MSG_PEEK: {errno}")))?;
+    let n = msg.bytes;
+    let mut fds = Vec::new();
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for c in cmsgs {
+            if let ControlMessageOwned::ScmRights(raw) = c {
+                // SAFETY: the kernel just installed these fds in this process for us alone.
+                fds.extend(raw.into_iter().map(|r| unsafe { OwnedFd::from_raw_fd(r) }));
+            }
+        }
     }
-    Ok(AttachReply::parse(&buf[..n as usize])
-        .ok()
-        .map(|r| r.app_index))
+    Ok((buf[..n.min(buf.len())].to_vec(), fds))
 }
 
 /// `client attach`: attach, print the reply and fds decoded; optionally hold.
@@ -99,18 +195,34 @@ pub fn attach(
     out: &mut impl Write,
 ) -> Result<(), DebugClientError> {
     let conn = Conn::connect(&opts.target, opts.timeout)?;
+    let mut held = HoldLine {
+        socks: vec![socket_inode(&conn)?],
+        ..HoldLine::default()
+    };
     if hold_after == Some(HoldPoint::Connect) {
-        return hold(out, None);
+        return hold(out, &held);
     }
     if hold_after == Some(HoldPoint::Sent) {
         conn.send(&opts.request().encode())?;
-        let app = peek_app_index(&conn)?;
-        return hold(out, app);
+        let (bytes, fds) = peek_reply(&conn)?;
+        if let Ok(r) = AttachReply::parse(&bytes) {
+            held.app = Some(r.app_index);
+            let infos = fds
+                .iter()
+                .map(|f| fds::info_of(f.as_fd()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(ClientError::from)?;
+            held.add_own(r.fd_flags, &fds, &infos)?;
+        }
+        drop(fds);
+        return hold(out, &held);
     }
     let e = conn.attach(&opts.request())?;
     if hold_after.is_none() {
         print_attach(out, opts.profile, &e)?;
     }
+    held.app = Some(e.reply.app_index);
+    held.add_own(e.reply.fd_flags, &e.fds, &e.infos)?;
     let mut keep = Vec::new();
     for _ in 0..workers {
         let w = Conn::connect(&opts.target, opts.timeout)?;
@@ -123,10 +235,12 @@ pub fn attach(
                 describe(&r.infos)
             )?;
         }
+        held.socks.push(socket_inode(&w)?);
+        held.add_own(r.reply.fd_flags, &r.fds, &r.infos)?;
         keep.push((w, r));
     }
     if hold_after == Some(HoldPoint::Reply) {
-        return hold(out, Some(e.reply.app_index));
+        return hold(out, &held);
     }
     Ok(())
 }
@@ -221,4 +335,31 @@ pub fn show_segments(opts: &ClientOpts, out: &mut impl Write) -> Result<(), Debu
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[rstest::rstest]
+    #[case(HoldLine { app: Some(3), socks: vec![11, 12], segs: vec![21, 22], evs: vec![4, 5] })]
+    #[case(HoldLine { app: None, socks: vec![11], segs: vec![], evs: vec![] })]
+    fn hold_lines_round_trip(#[case] h: HoldLine) {
+        assert_eq!(HoldLine::parse(&h.to_string()), Ok(h));
+    }
+
+    #[rstest::rstest]
+    #[case("HOLD app=x")]
+    #[case("HOLD segs=1,y")]
+    #[case("HOLD app")]
+    #[case("READY")]
+    fn bad_hold_lines_are_named(#[case] line: &str) {
+        let e = HoldLine::parse(line).expect_err("bad line");
+        assert!(e.contains(line), "{e}");
+    }
+
+    #[test]
+    fn an_older_hold_line_still_gives_the_app() {
+        assert_eq!(HoldLine::parse("HOLD app=7").map(|h| h.app), Ok(Some(7)));
+    }
 }

@@ -6,6 +6,7 @@
 use std::process::{Child, Command, Stdio};
 
 use super::{Check, Ctx, Scenario, ScenarioError, wait_app_gone};
+use crate::debug_client::HoldLine;
 use crate::target::read_line_within;
 
 pub fn scenarios() -> Vec<Scenario> {
@@ -52,8 +53,8 @@ clean_close,
 /// A crash-test child holding an attachment, killed on drop.
 pub struct HeldClient {
     child: Child,
-    /// App index the child printed (`None` before an app exists).
-    pub app: Option<u32>,
+    /// What the child printed it holds (app index, socket, segment and eventfd names).
+    pub hold: HoldLine,
 }
 
 impl HeldClient {
@@ -78,22 +79,23 @@ impl HeldClient {
             .spawn()
             .map_err(|e| ScenarioError::Setup(format!("spawning the crash-test client: {e}")))?;
         let Some(mut out) = child.stdout.take() else {
+            let _ = child.kill();
+            let _ = child.wait();
             return Err(ScenarioError::Setup(
                 "crash-test client has no stdout".into(),
             ));
         };
         let line = read_line_within(&mut out, ctx.timeout).unwrap_or_default();
-        let mut held = HeldClient { child, app: None };
-        let Some(rest) = line.trim().strip_prefix("HOLD") else {
-            return Err(ScenarioError::Setup(format!(
-                "crash-test client did not reach '{point}': printed {line:?}"
-            )));
-        };
-        held.app = rest
-            .split_whitespace()
-            .find_map(|kv| kv.strip_prefix("app="))
-            .and_then(|v| v.parse().ok());
-        Ok(held)
+        match HoldLine::parse(&line) {
+            Ok(hold) => Ok(HeldClient { child, hold }),
+            Err(why) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(ScenarioError::Setup(format!(
+                    "crash-test client did not reach '{point}': {why}"
+                )))
+            }
+        }
     }
 
     /// SIGKILL and reap.
@@ -121,7 +123,7 @@ fn kill_at(
         return super::skip("needs --segment-add-cmd to make the target add a segment");
     }
     let held = HeldClient::spawn(ctx, point, workers)?;
-    let app = held.app;
+    let app = held.hold.app;
     c.note(format!("child reached '{point}', app {app:?}"));
     if segment_add {
         let app_index =
