@@ -283,69 +283,6 @@ pub fn holdings(pid: u32) -> Result<Holdings, FdError> {
     Ok(h)
 }
 
-/// What a process holds, for before/after comparisons.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct ProcessResources {
-    pub fds: usize,
-    pub sockets: usize,
-    pub memfds: usize,
-    pub eventfds: usize,
-    /// Lines of `/proc/<pid>/maps` backed by a memfd.
-    pub memfd_maps: usize,
-}
-
-impl fmt::Display for ProcessResources {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} fds ({} sockets, {} memfds, {} eventfds), {} memfd mappings",
-            self.fds, self.sockets, self.memfds, self.eventfds, self.memfd_maps
-        )
-    }
-}
-
-impl ProcessResources {
-    /// True when nothing grew compared to `before`.
-    pub fn within(&self, before: &ProcessResources) -> bool {
-        self.fds <= before.fds
-            && self.memfds <= before.memfds
-            && self.memfd_maps <= before.memfd_maps
-    }
-}
-
-/// Reads `/proc/<pid>/fd` and `/proc/<pid>/maps`. Fds that vanish while listing are skipped.
-pub fn snapshot(pid: u32) -> Result<ProcessResources, FdError> {
-    let dir = PathBuf::from(format!("/proc/{pid}/fd"));
-    let entries = std::fs::read_dir(&dir).map_err(|source| FdError::Proc {
-        path: dir.clone(),
-        source,
-    })?;
-    let mut r = ProcessResources {
-        fds: 0,
-        sockets: 0,
-        memfds: 0,
-        eventfds: 0,
-        memfd_maps: 0,
-    };
-    for e in entries.flatten() {
-        let Ok(link) = std::fs::read_link(e.path()) else {
-            continue;
-        };
-        r.fds += 1;
-        match classify_link(&link.to_string_lossy()) {
-            FdKind::Memfd { .. } => r.memfds += 1,
-            FdKind::Eventfd => r.eventfds += 1,
-            FdKind::Socket => r.sockets += 1,
-            FdKind::Other(_) => {}
-        }
-    }
-    let maps = PathBuf::from(format!("/proc/{pid}/maps"));
-    let text =
-        std::fs::read_to_string(&maps).map_err(|source| FdError::Proc { path: maps, source })?;
-    r.memfd_maps = text.lines().filter(|l| l.contains("/memfd:")).count();
-    Ok(r)
-}
-
 /// Inodes of every memfd a process holds open (to check a client's fd was not taken).
 pub fn memfd_inodes(pid: u32) -> Result<Vec<u64>, FdError> {
     let dir = PathBuf::from(format!("/proc/{pid}/fd"));

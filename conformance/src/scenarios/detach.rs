@@ -5,6 +5,7 @@
 
 use std::process::{Child, Command, Stdio};
 
+use super::owned::{Ledger, ServerView};
 use super::{Check, Ctx, Scenario, ScenarioError, wait_app_gone};
 use crate::debug_client::HoldLine;
 use crate::target::read_line_within;
@@ -96,6 +97,32 @@ impl HeldClient {
                 )))
             }
         }
+    }
+
+    /// Writes the server-side peer of each of the child's sockets in `ledger` (resolved with
+    /// `sock_diag`, so it must happen before the kill).
+    pub fn own_sockets(
+        &self,
+        view: &ServerView,
+        ctx: &Ctx,
+        c: &mut Check,
+        ledger: &mut Ledger,
+        whose: &str,
+    ) -> Result<(), ScenarioError> {
+        for (k, ino) in self.hold.socks.iter().enumerate() {
+            let what = if k == 0 {
+                format!("{whose}, its attach socket")
+            } else {
+                format!("{whose}, its worker socket {k}")
+            };
+            match view.server_side_of_inode(ctx, *ino, &what)? {
+                Some(server) => ledger.socket(server, format!("server side of {what}")),
+                None => c.note(format!(
+                    "{what}: the server had closed its side before the suite looked"
+                )),
+            }
+        }
+        Ok(())
     }
 
     /// SIGKILL and reap.

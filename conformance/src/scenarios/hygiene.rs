@@ -1,18 +1,27 @@
-//! Hygiene (`docs/protocol.md` §8.9; `docs/vpp-26.10.md` §9): the server's fd count and memfd
-//! mappings (`/proc/<pid>/fd`, `/proc/<pid>/maps`) before and after an action must match — a
-//! socket that never attached and closes, a failed ATTACH, a crash detach, worker deletes, many
-//! attach/close cycles. Needs the suite on the target's host with access to its `/proc` entries;
-//! the pid comes from `SO_PEERCRED` on the suite's own connection or `--target-pid`.
+//! Hygiene (`docs/protocol.md` §8.9; `docs/vpp-26.10.md` §9): after an action — a socket that
+//! never attached and closes, a failed ATTACH, a crash detach, worker deletes, many attach/close
+//! cycles — the server must hold nothing of what the action created. Needs the suite on the
+//! target's host with access to its `/proc` entries (the pid comes from `SO_PEERCRED` on the
+//! suite's own connection or `--target-pid`) and `NETLINK_SOCK_DIAG`; without them it SKIPs.
 //!
-//! The server frees asynchronously and the protocol has no "freed" event, so after the action the
-//! counts are re-read, each read paced by a round trip on a held connection, until they are back
-//! at the baseline; the timeout is the failure bound.
+//! Each scenario names what is its own, by inode ([`super::owned`]): the server-side socket of
+//! each of its connections (the peer the kernel paired it with, asked of `sock_diag`), the
+//! memfd inode of each segment the server sent it, the `eventfd-id` of each mq eventfd; plus
+//! every memfd that appeared in the server during the action (what no reply carried, such as a
+//! failed ATTACH's half-built app). It then waits, each re-read paced by a round trip and the
+//! whole bounded by the timeout, until the server holds none of it, and FAILs naming each thing
+//! still held. Nothing is counted, so other work of the server — a restart just before, the
+//! late frees of earlier scenarios — cannot make a scenario pass or fail: the scenarios are
+//! exclusive, so nothing else creates anything in the server while they run, and what earlier
+//! scenarios left can only disappear.
+//!
+//! Must never: compare totals, claim an eventfd the kernel gives no id for, or count on the
+//! server's choice of app indices.
 
-use std::time::{Duration, Instant};
-
+use super::owned::{Ledger, ServerView, own_connection};
 use super::{Check, Ctx, Scenario, ScenarioError, detach::HeldClient, skip, wait_eof};
 use crate::client::Conn;
-use crate::fds::{ProcessResources, snapshot};
+use crate::fds::Holdings;
 use crate::wire::{self, AttachRequest, opt};
 
 pub fn scenarios() -> Vec<Scenario> {
@@ -62,113 +71,65 @@ pub fn scenarios() -> Vec<Scenario> {
     ]
 }
 
-/// The server's pid and a held connection used to pace re-reads.
-struct Probe {
-    pid: u32,
-    pacer: Conn,
+/// The view, a warm-up and the snapshot the action is diffed against.
+struct Setup {
+    view: ServerView,
+    before: Holdings,
+    /// An app attached before the snapshot, so that state a server creates lazily with its first
+    /// app (the VPP mqs segment) exists before it and is not mistaken for the action's.
+    _warm: (Conn, crate::client::Exchange<wire::AttachReply>),
 }
 
-impl Probe {
-    fn new(ctx: &Ctx) -> Result<Self, ScenarioError> {
-        let Some(pid) = ctx.target.pid() else {
-            return Err(ScenarioError::Skip(
-                "server pid unknown (SO_PEERCRED gave none): give --target-pid".into(),
-            ));
-        };
-        if let Err(e) = snapshot(pid) {
-            return Err(ScenarioError::Skip(format!(
-                "cannot read the server's /proc entries (is the suite on the target's host, with permission?): {e}"
-            )));
-        }
-        Ok(Probe {
-            pid,
-            pacer: ctx.connect()?,
-        })
+fn setup(ctx: &Ctx) -> Result<Setup, ScenarioError> {
+    let view = ServerView::open_complete(ctx)?;
+    let warm = ctx.attach_ok(true)?;
+    let before = view.baseline(ctx)?;
+    Ok(Setup {
+        view,
+        before,
+        _warm: warm,
+    })
+}
+
+impl Setup {
+    fn ledger(&self) -> Ledger {
+        Ledger::after(self.before.clone())
     }
 
-    /// A round trip that changes no state: worker ADD for an app index that does not exist.
-    fn round_trip(&self, ctx: &Ctx) -> Result<(), ScenarioError> {
-        self.pacer.worker_add(0x00ff_fff1, ctx.profile)?;
-        Ok(())
-    }
-
-    fn read(&self) -> Result<ProcessResources, ScenarioError> {
-        Ok(snapshot(self.pid)?)
-    }
-
-    /// Baseline once two reads around a round trip agree (earlier frees have landed).
-    fn baseline(&self, ctx: &Ctx) -> Result<ProcessResources, ScenarioError> {
-        let deadline = Instant::now() + ctx.timeout;
-        let mut prev = self.read()?;
-        loop {
-            self.round_trip(ctx)?;
-            let now = self.read()?;
-            if now == prev || Instant::now() >= deadline {
-                return Ok(now);
-            }
-            prev = now;
-        }
-    }
-
-    /// Re-reads until within `base` or the deadline; records the verdict.
     fn settle(
         &self,
         ctx: &Ctx,
         c: &mut Check,
-        base: &ProcessResources,
+        ledger: &Ledger,
         what: &str,
     ) -> Result<(), ScenarioError> {
-        let start = Instant::now();
-        let deadline = start + ctx.timeout;
-        let mut backoff = Duration::from_millis(1);
-        loop {
-            self.round_trip(ctx)?;
-            let now = self.read()?;
-            if now.within(base) {
-                c.note(format!(
-                    "{what}: back to baseline ({now}) after {:?}",
-                    start.elapsed()
-                ));
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                c.fail(format!(
-                    "{what}: server resources before: {base}; after (+{:?}): {now}",
-                    ctx.timeout
-                ));
-                return Ok(());
-            }
-            std::thread::park_timeout(backoff);
-            backoff = (backoff * 2).min(Duration::from_millis(50));
-        }
+        self.view
+            .settle(ctx, c, ledger, Some(&self.before), what)
+            .map(drop)
     }
-}
-
-/// Warm-up so lazily created global state (the mqs segment) exists before the baseline.
-fn warm(ctx: &Ctx) -> Result<(Conn, crate::client::Exchange<wire::AttachReply>), ScenarioError> {
-    ctx.attach_ok(true)
 }
 
 fn unattached_close(ctx: &Ctx, c: &mut Check) -> Result<(), ScenarioError> {
-    let p = Probe::new(ctx)?;
-    let _w = warm(ctx)?;
-    let base = p.baseline(ctx)?;
-    for _ in 0..4 {
-        drop(ctx.connect()?);
+    let s = setup(ctx)?;
+    let mut ledger = s.ledger();
+    for k in 1..=4 {
+        let conn = ctx.connect()?;
+        let whose = format!("connection {k} of 4, closed without attaching");
+        own_connection(&s.view, ctx, c, &mut ledger, &conn, &whose)?;
+        drop(conn);
     }
-    p.settle(
+    s.settle(
         ctx,
         c,
-        &base,
+        &ledger,
         "4 sockets connected and closed without attaching",
     )
 }
 
 fn failed_attach(ctx: &Ctx, c: &mut Check) -> Result<(), ScenarioError> {
-    let p = Probe::new(ctx)?;
-    let _w = warm(ctx)?;
-    let base = p.baseline(ctx)?;
-    for _ in 0..4 {
+    let s = setup(ctx)?;
+    let mut ledger = s.ledger();
+    for k in 1..=4 {
         let conn = ctx.connect()?;
         let mut r = AttachRequest::probe(&ctx.app_name(), true);
         r.options[opt::PREALLOC_FIFO_PAIRS] = 8;
@@ -178,45 +139,81 @@ fn failed_attach(ctx: &Ctx, c: &mut Check) -> Result<(), ScenarioError> {
             e.reply.retval != 0,
             "the PREALLOC pairs+hdrs ATTACH succeeded",
         );
+        let whose = format!("connection {k} of 4, refused ATTACH");
+        own_connection(&s.view, ctx, c, &mut ledger, &conn, &whose)?;
+        // A refusal carries no fds; should one come anyway, it is the action's too.
+        ledger.reply_fds(e.reply.fd_flags, &e.fds, &e.infos, &whose)?;
     }
-    p.settle(ctx, c, &base, "4 refused ATTACHes and closes")
+    s.settle(ctx, c, &ledger, "4 refused ATTACHes and closes")
 }
 
 fn crash_detach(ctx: &Ctx, c: &mut Check) -> Result<(), ScenarioError> {
-    let p = Probe::new(ctx)?;
-    let _w = warm(ctx)?;
-    let base = p.baseline(ctx)?;
+    let s = setup(ctx)?;
+    let mut ledger = s.ledger();
     for point in ["connect", "sent", "reply"] {
-        HeldClient::spawn(ctx, point, 1)?.kill();
+        let held = HeldClient::spawn(ctx, point, 1)?;
+        let whose = match held.hold.app {
+            Some(app) => format!("the child killed after '{point}' (app {app})"),
+            None => format!("the child killed after '{point}'"),
+        };
+        // Resolved before the kill: afterwards the child's sockets are gone.
+        held.own_sockets(&s.view, ctx, c, &mut ledger, &whose)?;
+        ledger.child_fds(&held.hold.segs, &held.hold.evs, &whose);
+        held.kill();
     }
-    p.settle(
+    s.settle(
         ctx,
         c,
-        &base,
+        &ledger,
         "3 clients SIGKILLed (after connect, after sending ATTACH, after the reply with a worker)",
     )
 }
 
 fn worker_delete(ctx: &Ctx, c: &mut Check) -> Result<(), ScenarioError> {
-    let p = Probe::new(ctx)?;
-    let _w = warm(ctx)?;
-    let base = p.baseline(ctx)?;
+    let s = setup(ctx)?;
+    let mut ledger = s.ledger();
     {
         let (s0, a) = ctx.attach_ok(true)?;
-        let (s1, w) = super::worker::add_worker(ctx, a.reply.app_index)?;
+        let app = a.reply.app_index;
+        own_connection(
+            &s.view,
+            ctx,
+            c,
+            &mut ledger,
+            &s0,
+            &format!("app {app}'s socket"),
+        )?;
+        ledger.reply_fds(
+            a.reply.fd_flags,
+            &a.fds,
+            &a.infos,
+            &format!("app {app} worker 0"),
+        )?;
+        let (s1, w) = super::worker::add_worker(ctx, app)?;
         if !c.retval("worker ADD", ctx.profile, 0, w.reply.retval) {
             return Ok(());
         }
+        let wrk = w.reply.wrk_index;
+        let whose = format!("app {app} worker {wrk}");
+        own_connection(
+            &s.view,
+            ctx,
+            c,
+            &mut ledger,
+            &s1,
+            &format!("{whose}'s socket"),
+        )?;
+        ledger.reply_fds(w.reply.fd_flags, &w.fds, &w.infos, &whose)?;
         drop(w);
-        s1.send(&wire::encode_worker(a.reply.app_index, 1, false))?;
+        s1.send(&wire::encode_worker(app, wrk, false))?;
         let _ = wait_eof(&s1)?;
         // A DEL of a worker that does not exist must not leave anything either (sent on the
         // app's own socket: the worker's socket is closed by now).
-        s0.send(&wire::encode_worker(a.reply.app_index, u32::MAX, false))?;
+        s0.send(&wire::encode_worker(app, u32::MAX, false))?;
         drop(a);
         drop(s0);
     }
-    p.settle(ctx, c, &base, "attach + worker ADD + DEL + close")
+    s.settle(ctx, c, &ledger, "attach + worker ADD + DEL + close")
 }
 
 fn worker_delete_shared(ctx: &Ctx, c: &mut Check) -> Result<(), ScenarioError> {
@@ -225,14 +222,28 @@ fn worker_delete_shared(ctx: &Ctx, c: &mut Check) -> Result<(), ScenarioError> {
             "the seed closes the requesting socket on delete; the shared-socket case is a HEAD defect",
         );
     }
-    let p = Probe::new(ctx)?;
-    let _w = warm(ctx)?;
-    let base = p.baseline(ctx)?;
+    let s = setup(ctx)?;
+    let mut ledger = s.ledger();
     {
         let (s0, a) = ctx.attach_ok(true)?;
+        let app = a.reply.app_index;
+        own_connection(
+            &s.view,
+            ctx,
+            c,
+            &mut ledger,
+            &s0,
+            &format!("app {app}'s socket"),
+        )?;
+        ledger.reply_fds(
+            a.reply.fd_flags,
+            &a.fds,
+            &a.infos,
+            &format!("app {app} worker 0"),
+        )?;
         // A worker ADD on the attached socket re-binds it to the new worker
         // (docs/protocol.md §3.3 notes).
-        let w = s0.worker_add(a.reply.app_index, ctx.profile)?;
+        let w = s0.worker_add(app, ctx.profile)?;
         if !c.retval(
             "worker ADD on the attached socket",
             ctx.profile,
@@ -241,15 +252,18 @@ fn worker_delete_shared(ctx: &Ctx, c: &mut Check) -> Result<(), ScenarioError> {
         ) {
             return Ok(());
         }
-        s0.send(&wire::encode_worker(
-            a.reply.app_index,
-            w.reply.wrk_index,
-            false,
-        ))?;
+        let wrk = w.reply.wrk_index;
+        ledger.reply_fds(
+            w.reply.fd_flags,
+            &w.fds,
+            &w.infos,
+            &format!("app {app} worker {wrk} (added on worker 0's socket)"),
+        )?;
+        s0.send(&wire::encode_worker(app, wrk, false))?;
         // The server may close the socket (VPP does, stranding worker 0) or keep it for
         // worker 0 (the reference does); either way, closing it must free everything. A round
         // trip on another socket orders the check after the DEL without waiting on a timeout.
-        p.round_trip(ctx)?;
+        s.view.round_trip(ctx)?;
         let closed_by_server = s0.readable_now()?;
         c.note(format!(
             "socket after DEL of the re-bound worker: {}",
@@ -260,20 +274,19 @@ fn worker_delete_shared(ctx: &Ctx, c: &mut Check) -> Result<(), ScenarioError> {
             }
         ));
     }
-    p.settle(
+    s.settle(
         ctx,
         c,
-        &base,
+        &ledger,
         "two workers on one socket, one deleted, socket closed",
     )
 }
 
 fn cycles(ctx: &Ctx, c: &mut Check) -> Result<(), ScenarioError> {
-    let p = Probe::new(ctx)?;
-    let _w = warm(ctx)?;
-    let base = p.baseline(ctx)?;
+    let s = setup(ctx)?;
+    let mut ledger = s.ledger();
     let n = ctx.scaled(1000);
-    let start = Instant::now();
+    let start = std::time::Instant::now();
     for i in 0..n {
         let conn = ctx.connect()?;
         let e = conn.attach(&AttachRequest::probe(&ctx.app_name(), true))?;
@@ -284,7 +297,17 @@ fn cycles(ctx: &Ctx, c: &mut Check) -> Result<(), ScenarioError> {
             ));
             break;
         }
+        let whose = format!("cycle {i} (app {})", e.reply.app_index);
+        own_connection(
+            &s.view,
+            ctx,
+            c,
+            &mut ledger,
+            &conn,
+            &format!("{whose}'s socket"),
+        )?;
+        ledger.reply_fds(e.reply.fd_flags, &e.fds, &e.infos, &whose)?;
     }
     c.note(format!("{n} attach/close cycles in {:?}", start.elapsed()));
-    p.settle(ctx, c, &base, &format!("{n} attach/close cycles"))
+    s.settle(ctx, c, &ledger, &format!("{n} attach/close cycles"))
 }

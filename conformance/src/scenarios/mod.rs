@@ -25,6 +25,7 @@ pub mod hygiene;
 pub mod load;
 pub mod malformed;
 pub mod namespace;
+pub mod owned;
 pub mod robustness;
 pub mod transport;
 pub mod worker;
