@@ -282,9 +282,15 @@ pub fn app_ring_lens(q: u32) -> [u32; 2] {
 }
 
 /// Retries a worker ADD for `app` until it is refused with INVALID (the app is gone) or the
-/// deadline passes. A successful add means the app still lives: that probe socket is closed
+/// deadline passes. A successful add means an app holds that index: that probe socket is closed
 /// (removing only the probe's worker) and the probe repeats. The protocol has no "app freed"
 /// event, so this bounded retry is the only protocol-level observation there is.
+///
+/// It observes an index, not an app: a server may hand a freed index to the next ATTACH at once
+/// (VPP's pools do, `docs/vpp-26.10.md` §12), and then the probe finds that other app. So call
+/// it only from an exclusive scenario, and before anything in it ATTACHes after the detach; and
+/// where the server's `/proc` can be read, judge first by the app's own resources
+/// ([`owned::ServerView::wait_released`]), as the detach scenarios do.
 pub fn wait_app_gone(ctx: &Ctx, app: u32) -> Result<Result<Duration, String>, ScenarioError> {
     let start = Instant::now();
     let deadline = start + ctx.timeout;
@@ -296,7 +302,7 @@ pub fn wait_app_gone(ctx: &Ctx, app: u32) -> Result<Result<Duration, String>, Sc
             return Ok(Ok(start.elapsed()));
         }
         let last = format!(
-            "worker ADD for app {app} answered retval {} (the app still exists)",
+            "worker ADD for app {app} answered retval {} (an app still holds the index)",
             ctx.profile.retval_name(e.reply.retval)
         );
         drop(c);
