@@ -136,6 +136,7 @@ fn failed(v: &serde_json::Value) -> Vec<String> {
 /// fails the scenarios that carry its input and nothing else (blamed, the rest re-run or pass
 /// after the restart).
 #[rstest]
+#[case::reuse_indices_is_faithful("reuse-indices", &[])]
 #[case::crash_on_max_fifo_memory(
     "crash-on-max-fifo-memory",
     &[
