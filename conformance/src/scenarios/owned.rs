@@ -458,3 +458,58 @@ pub fn own_connection(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fds::MemfdHolding;
+
+    #[test]
+    fn what_the_server_held_before_the_action_is_never_the_actions() {
+        let mut before = Holdings::default();
+        before.memfds.insert(7, MemfdHolding::default());
+        before.eventfds.insert(1, vec![9]);
+        let mut l = Ledger::after(before);
+        l.memfd(
+            7,
+            "the shared mqs segment, taken for an app's by a reply out of order",
+        );
+        l.memfd(8, "segment of app 1 worker 0");
+        l.eventfd(1, "an id the server held before");
+        // Ids are reused: two of the action's eventfds may share one.
+        l.eventfd(3, "mq eventfd of cycle 0");
+        l.eventfd(3, "mq eventfd of cycle 1");
+        l.socket(40, "server side of connection 1");
+        assert_eq!(l.summary(), "1 sockets, 1 memfds, 1 eventfds");
+        let own: Vec<u64> = l
+            .items
+            .iter()
+            .filter(|o| !l.preexisting(o))
+            .map(|o| o.key)
+            .collect();
+        assert_eq!(own, [8, 3, 3, 40]);
+    }
+
+    #[test]
+    fn a_leak_names_its_kind_inode_holder_and_owner() {
+        let l = Leak {
+            kind: Kind::Socket,
+            key: 1081719,
+            held: fds_of(&[39]),
+            whose: "server side of connection 1 of 4, closed without attaching".into(),
+        };
+        assert_eq!(
+            l.to_string(),
+            "socket inode 1081719 (server fds [39]): server side of connection 1 of 4, closed without attaching"
+        );
+        let m = MemfdHolding {
+            name: "seg-13-0-0".into(),
+            fds: vec![],
+            mappings: 2,
+        };
+        assert_eq!(
+            memfd_held(&m),
+            "\"seg-13-0-0\", server fds [], mapped 2 times"
+        );
+    }
+}
