@@ -12,7 +12,10 @@
 //!
 //! runs every configuration `SAPI_REPEAT_RUNS` times (20 by default), one suite at a time, and
 //! prints a table of verdict counts; it fails on any configuration whose runs disagree, or
-//! whose verdicts are not the expected ones.
+//! whose verdicts are not the expected ones. The configurations: `hygiene.*,detach.*` and
+//! `hygiene.*` alone (first on a fresh reference, as after a restart) with no fault and with
+//! each fault, at `-j 1` and `-j 2`; the whole suite (without faults and with `reuse-indices`,
+//! judging only the hygiene and detach verdicts); each hygiene scenario alone.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -152,14 +155,16 @@ fn each_leak_fails_exactly_the_scenarios_that_name_it(#[case] fault: &str) {
     assert!(bad.is_empty(), "fault {fault}:\n{}", bad.join("\n"));
 }
 
-#[test]
-#[ignore = "the 20x repeatability proof (~15 min): run with --ignored --nocapture"]
-fn hygiene_and_detach_verdicts_repeat_in_every_configuration() {
-    let runs: usize = std::env::var("SAPI_REPEAT_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
-    let faults = [
+/// One configuration of the proof: which scenarios run, with which fault, at which `-j`.
+struct Config {
+    filter: String,
+    label: &'static str,
+    fault: Option<&'static str>,
+    jobs: usize,
+}
+
+fn configs() -> Vec<Config> {
+    let all_faults = [
         None,
         Some("reuse-indices"),
         Some("keep-unattached-sockets"),
@@ -167,75 +172,126 @@ fn hygiene_and_detach_verdicts_repeat_in_every_configuration() {
         Some("strand-shared-socket-worker"),
         Some("no-crash-detach"),
     ];
+    let mut v = Vec::new();
     // "hygiene.*" alone: each run starts a fresh reference, so the hygiene scenarios run first,
     // right after the server started (as after a restart).
-    let filters = [
+    for (filter, label) in [
         ("hygiene.*,detach.*", "with detach"),
         ("hygiene.*", "fresh"),
-    ];
-    let mut table = Vec::new();
-    let mut problems = Vec::new();
-    for (filter, label) in filters {
-        for fault in faults {
+    ] {
+        for fault in all_faults {
             for jobs in [1, 2] {
-                let config = format!("{:<28} -j {jobs}  {label:<11}", fault.unwrap_or("none"));
-                let mut counts: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
-                let mut first: Option<BTreeMap<String, String>> = None;
-                let mut differing = 0;
-                for i in 0..runs {
-                    let v = run(filter, jobs, fault, "2", "1");
-                    for (name, (status, _)) in &v {
-                        *counts
-                            .entry(name.clone())
-                            .or_default()
-                            .entry(status.clone())
-                            .or_default() += 1;
-                    }
-                    let bad = unexpected(fault, &v);
-                    if !bad.is_empty() {
-                        problems.push(format!("{config} run {i}:\n  {}", bad.join("\n  ")));
-                    }
-                    let statuses: BTreeMap<String, String> =
-                        v.into_iter().map(|(n, (s, _))| (n, s)).collect();
-                    match &first {
-                        None => first = Some(statuses),
-                        Some(f) if *f != statuses => differing += 1,
-                        Some(_) => {}
-                    }
-                }
-                if differing > 0 {
-                    problems.push(format!(
-                        "{config}: {differing} of {runs} runs differ from the first"
-                    ));
-                }
-                let mut cells = Vec::new();
-                let (mut p, mut f, mut s) = (0, 0, 0);
-                for (name, by) in &counts {
-                    p += by.get("pass").copied().unwrap_or(0);
-                    f += by.get("fail").copied().unwrap_or(0);
-                    s += by.get("skip").copied().unwrap_or(0);
-                    if by.get("pass") != Some(&runs) {
-                        let v: Vec<String> = by.iter().map(|(k, n)| format!("{k} {n}")).collect();
-                        cells.push(format!("{name} {}", v.join("/")));
-                    }
-                }
-                let line = format!(
-                    "{config} runs {runs:>2}  pass {p:>3}  fail {f:>3}  skip {s:>3}  {}  {}",
-                    if differing == 0 {
-                        "identical"
-                    } else {
-                        "DIFFER"
-                    },
-                    if cells.is_empty() {
-                        "all pass".to_string()
-                    } else {
-                        cells.join(", ")
-                    }
-                );
-                eprintln!("{line}");
-                table.push(line);
+                v.push(Config {
+                    filter: filter.into(),
+                    label,
+                    fault,
+                    jobs,
+                });
             }
         }
+    }
+    // Among every other scenario (their late frees landing during hygiene); only the hygiene
+    // and detach verdicts are judged.
+    for fault in [None, Some("reuse-indices")] {
+        for jobs in [1, 2] {
+            v.push(Config {
+                filter: "*".into(),
+                label: "whole suite",
+                fault,
+                jobs,
+            });
+        }
+    }
+    // Each hygiene scenario first and alone on a fresh reference.
+    for h in HYGIENE {
+        for fault in &all_faults[..5] {
+            v.push(Config {
+                filter: h.into(),
+                label: "alone",
+                fault: *fault,
+                jobs: 1,
+            });
+        }
+    }
+    v
+}
+
+#[test]
+#[ignore = "the 20x repeatability proof (~25 min in release): run with --ignored --nocapture"]
+fn hygiene_and_detach_verdicts_repeat_in_every_configuration() {
+    let runs: usize = std::env::var("SAPI_REPEAT_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let mut table = Vec::new();
+    let mut problems = Vec::new();
+    for cfg in configs() {
+        let what = if cfg.label == "alone" {
+            cfg.filter.trim_start_matches("hygiene.").to_string()
+        } else {
+            cfg.label.to_string()
+        };
+        let config = format!(
+            "{:<28} -j {}  {what:<26}",
+            cfg.fault.unwrap_or("none"),
+            cfg.jobs
+        );
+        let mut counts: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+        let mut first: Option<BTreeMap<String, String>> = None;
+        let mut differing = 0;
+        for i in 0..runs {
+            let mut v = run(&cfg.filter, cfg.jobs, cfg.fault, "2", "1");
+            v.retain(|name, _| name.starts_with("hygiene.") || name.starts_with("detach."));
+            for (name, (status, _)) in &v {
+                *counts
+                    .entry(name.clone())
+                    .or_default()
+                    .entry(status.clone())
+                    .or_default() += 1;
+            }
+            let bad = unexpected(cfg.fault, &v);
+            if !bad.is_empty() {
+                problems.push(format!("{config} run {i}:\n  {}", bad.join("\n  ")));
+            }
+            let statuses: BTreeMap<String, String> =
+                v.into_iter().map(|(n, (s, _))| (n, s)).collect();
+            match &first {
+                None => first = Some(statuses),
+                Some(f) if *f != statuses => differing += 1,
+                Some(_) => {}
+            }
+        }
+        if differing > 0 {
+            problems.push(format!(
+                "{config}: {differing} of {runs} runs differ from the first"
+            ));
+        }
+        let mut cells = Vec::new();
+        let (mut p, mut f, mut s) = (0, 0, 0);
+        for (name, by) in &counts {
+            p += by.get("pass").copied().unwrap_or(0);
+            f += by.get("fail").copied().unwrap_or(0);
+            s += by.get("skip").copied().unwrap_or(0);
+            if by.get("pass") != Some(&runs) {
+                let v: Vec<String> = by.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                cells.push(format!("{name} {}", v.join("/")));
+            }
+        }
+        let line = format!(
+            "{config} runs {runs:>2}  pass {p:>3}  fail {f:>3}  skip {s:>3}  {}  {}",
+            if differing == 0 {
+                "identical"
+            } else {
+                "DIFFER"
+            },
+            if cells.is_empty() {
+                "all pass".to_string()
+            } else {
+                cells.join(", ")
+            }
+        );
+        eprintln!("{line}");
+        table.push(line);
     }
     println!("\nverdict counts over {runs} runs per configuration:");
     for l in &table {
