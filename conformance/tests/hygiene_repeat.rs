@@ -217,7 +217,7 @@ fn configs() -> Vec<Config> {
 }
 
 #[test]
-#[ignore = "the 20x repeatability proof (~25 min in release): run with --ignored --nocapture"]
+#[ignore = "the 20x repeatability proof (~36 min in release on 2 cores): run with --ignored --nocapture"]
 fn hygiene_and_detach_verdicts_repeat_in_every_configuration() {
     let runs: usize = std::env::var("SAPI_REPEAT_RUNS")
         .ok()
