@@ -355,7 +355,7 @@ fn parse_answer(b: &[u8], asked: u64, seq: u32) -> Result<Option<Peer>, SockDiag
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nix::sys::socket::{Backlog, UnixAddr, accept, bind, connect, listen};
+    use nix::sys::socket::{Backlog, UnixAddr, accept4, bind, connect, listen};
 
     fn answer(seq: u32, ino: u32, attrs: &[(u16, &[u8])]) -> Vec<u8> {
         let mut body = vec![libc::AF_UNIX as u8, 5, 1, 0];
@@ -461,7 +461,8 @@ mod tests {
         .expect("socket");
         connect(c.as_raw_fd(), &addr).expect("connect");
         assert_eq!(d.peer_of(c.as_fd()).expect("peer"), Peer::NotAccepted);
-        let s = accept(&l).expect("accept");
+        // CLOEXEC: a child another test forks meanwhile must not keep the socket open.
+        let s = accept4(&l, SockFlag::SOCK_CLOEXEC).expect("accept");
         let server_ino = fds::stat_of(&s).expect("stat").ino;
         assert_eq!(d.peer_of(c.as_fd()).expect("peer"), Peer::Inode(server_ino));
         let ci = fds::stat_of(&c).expect("stat").ino;
