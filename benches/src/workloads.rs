@@ -201,7 +201,7 @@ impl CoreDriver {
         let core = Server::new(Config {
             profile: Profile::Head,
             vpp_workers: 0,
-            vpp_ctrl_mq_offset: 0x140,
+            vpp_mq_offsets: vec![0x140],
             runtime_dir: "/run/bench".into(),
             faults: Default::default(),
             access: Default::default(),

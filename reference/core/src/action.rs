@@ -15,9 +15,10 @@
 use std::time::Duration;
 
 use sapi_wire::Message;
+use sapi_wire::ctrl::CtrlMessage;
 
 use crate::admin::{AdminError, AdminOk};
-use crate::ids::{NsIndex, SegmentId, SocketId, WorkerKey};
+use crate::ids::{FifoRef, NsIndex, PairId, SegmentId, SessionHandle, SocketId, WorkerKey};
 use crate::socket_name::SocketName;
 
 /// What the core asks the shell to do, in order.
@@ -60,13 +61,70 @@ pub enum Action {
     },
     /// Create one more segment; answer with [`Input::SegmentCreated`](crate::Input::SegmentCreated).
     CreateSegment(SegmentSpec),
-    /// Post a control event into a worker's mq.
-    PostCtrlEvent {
-        /// The worker whose mq receives it.
+    /// Post a control message into a worker's app mq (ring 1, `postponed` 0), after
+    /// everything posted to that worker before it: the shell queues it while the mq is full and
+    /// never drops or reorders it; it discards it if the worker is freed first.
+    PostCtrl {
+        /// The worker whose app mq receives it.
         worker: WorkerKey,
-        /// The event.
-        event: CtrlEvent,
+        /// The message.
+        msg: CtrlMessage,
     },
+    /// Carve fifos A (S's rx) and B (S's tx) in a ct segment's slice; answer with
+    /// [`Input::FifoPairAllocated`](crate::Input::FifoPairAllocated).
+    AllocFifoPair {
+        /// The pair.
+        pair: PairId,
+        /// The ct segment.
+        segment: SegmentId,
+        /// The slice (the pair's server thread).
+        slice: u8,
+        /// Size of A.
+        rx_size: u32,
+        /// Size of B.
+        tx_size: u32,
+    },
+    /// Give a pair's two fifos (and their chunks) back to their segment.
+    FreeFifoPair {
+        /// The ct segment.
+        segment: SegmentId,
+        /// Fifo A's header.
+        a: u64,
+        /// Fifo B's header.
+        b: u64,
+    },
+    /// Carve two zeroed 192-byte fifo headers in C's segment, whose signal blocks C uses (its
+    /// shadow RX and TX); answer with [`Input::ShadowsAllocated`](crate::Input::ShadowsAllocated).
+    AllocShadows {
+        /// The pair.
+        pair: PairId,
+        /// C's first segment.
+        segment: SegmentId,
+    },
+    /// Give C's shadow headers back.
+    FreeShadows {
+        /// C's segment.
+        segment: SegmentId,
+        /// The shadow RX header.
+        rx: u64,
+        /// The shadow TX header.
+        tx: u64,
+    },
+    /// Say whether the reader of a fifo left data in it; answer with
+    /// [`Input::Unread`](crate::Input::Unread).
+    ProbeUnread {
+        /// The closing session.
+        session: SessionHandle,
+        /// The fifo it reads.
+        fifo: FifoRef,
+    },
+    /// Relay a writer's TX (`docs/sessions.md` §8.3) over shared memory: clear the writer's
+    /// `has_event`, pass its `want_deq_ntf` on to the reader (answering it at once with TX when
+    /// the fifo is already empty), and post RX to the reader unless its `has_event` was set.
+    RelayTx(Relay),
+    /// Relay a reader's dequeue notification (`docs/sessions.md` §8.5): clear the reader's
+    /// `has_deq_ntf` and post TX to the writer, unless the writer's fifo is still full.
+    RelayRx(Relay),
     /// Unmap and close a segment.
     FreeSegment(SegmentId),
     /// Close a worker's eventfd and forget its mq.
@@ -125,21 +183,28 @@ pub enum FdRef {
     WorkerEventfd(WorkerKey),
 }
 
-/// A control event the shell writes into a worker's mq (ring 1), signalling its eventfd.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CtrlEvent {
-    /// `SESSION_CTRL_EVT_APP_ADD_SEGMENT` announcing a segment whose fd was just sent.
-    AppAddSegment {
-        /// Segment size in bytes as announced (u32 on the wire).
-        segment_size: u32,
-        /// Segment name.
-        name: String,
-        /// Segment handle.
-        handle: u64,
-    },
-    /// `SESSION_CTRL_EVT_APP_DEL_SEGMENT`.
-    AppDelSegment {
-        /// Segment handle.
-        handle: u64,
-    },
+/// One app of a relayed io event: its worker and its own index of the session (what goes into
+/// `session_index` of an io event to it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoPeer {
+    /// The worker whose app mq gets the event.
+    pub worker: WorkerKey,
+    /// The app's index of the session.
+    pub app_session_index: u32,
+}
+
+/// The shared-memory places and the two apps of one relay (`docs/sessions.md` §8.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Relay {
+    /// The writer's signal block: C's shadow TX header, or fifo B's header.
+    pub writer_signals: FifoRef,
+    /// The reader's signal block: fifo A's header, or C's shadow RX header.
+    pub reader_signals: FifoRef,
+    /// The data fifo the writer fills (A or B).
+    pub data: FifoRef,
+    /// The writer.
+    pub writer: IoPeer,
+    /// The reader, when it may be told (`None`: its app does not know the session yet, or it
+    /// is closing).
+    pub reader: Option<IoPeer>,
 }

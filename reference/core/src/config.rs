@@ -34,8 +34,9 @@ pub struct Config {
     pub profile: Profile,
     /// Simulated VPP worker threads (0 = main thread only).
     pub vpp_workers: u8,
-    /// Offset of the ctrl mq for `vpp_ctrl_mq_thread` in the VPP mqs segment.
-    pub vpp_ctrl_mq_offset: u64,
+    /// Offset of each server thread's mq in the VPP mqs segment (thread 0 first); the ctrl mq
+    /// is the one of `vpp_ctrl_mq_thread`.
+    pub vpp_mq_offsets: Vec<u64>,
     /// Directory under which `app_ns_sockets/<id>` are created.
     pub runtime_dir: PathBuf,
     /// Test-only deviations.
@@ -51,5 +52,10 @@ impl Config {
     /// `vpp_ctrl_mq_thread`: 1 when VPP has worker threads, else 0.
     pub fn vpp_ctrl_mq_thread(&self) -> u8 {
         u8::from(self.vpp_workers > 0)
+    }
+
+    /// Offset of server thread `thread`'s mq (0 if the shell gave none).
+    pub fn vpp_mq_offset(&self, thread: usize) -> u64 {
+        self.vpp_mq_offsets.get(thread).copied().unwrap_or(0)
     }
 }

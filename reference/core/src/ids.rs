@@ -63,3 +63,46 @@ pub struct SegmentId(pub u64);
 pub fn segment_handle(segment_manager: u32, segment_index: u32) -> u64 {
     (u64::from(segment_manager) << 32) | u64::from(segment_index)
 }
+
+/// A session handle (`docs/sessions.md` §4.1): `(thread << 32) | index`, the index in the session
+/// pool of server thread `thread`. Listeners, half-opens and sessions share thread 0's pool, so
+/// 0 is a valid handle; an index is reused only after the CLEANUP type 1 that retires it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct SessionHandle(pub u64);
+
+impl SessionHandle {
+    /// The handle of slot `index` of thread `thread`'s pool.
+    pub const fn new(thread: u8, index: u32) -> SessionHandle {
+        SessionHandle(((thread as u64) << 32) | index as u64)
+    }
+
+    /// The server thread (and so the server mq) that owns the session.
+    pub const fn thread(self) -> u64 {
+        self.0 >> 32
+    }
+
+    /// The index in that thread's pool: what io events carry as `session_index`.
+    pub const fn index(self) -> u32 {
+        self.0 as u32
+    }
+}
+
+impl fmt::Display for SessionHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "session {:#x}", self.0)
+    }
+}
+
+/// The core's name for one cut-through session pair (a connect matched to a listener).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct PairId(pub u64);
+
+/// Where a fifo header lives: a segment and the offset of the header from its fifo-segment
+/// header. The signal words of `docs/shm.md` §5.1 are at fixed offsets inside it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct FifoRef {
+    /// The segment holding the header.
+    pub segment: SegmentId,
+    /// The header's offset.
+    pub offset: u64,
+}

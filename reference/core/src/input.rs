@@ -1,9 +1,11 @@
 //! What the shell tells the core: the kernel's news (a connection, a datagram, a close, a failed
 //! send, a deadline) and the outcome of each resource the core asked for.
 
+use sapi_wire::ctrl::{CtrlMessage, IoEvent};
+
 use crate::access::PeerCred;
 use crate::admin::AdminCommand;
-use crate::ids::{NsIndex, SegmentId, SocketId, WorkerKey};
+use crate::ids::{NsIndex, PairId, SegmentId, SessionHandle, SocketId, WorkerKey};
 
 /// What the shell tells the core.
 #[derive(Clone, Debug, PartialEq)]
@@ -73,6 +75,43 @@ pub enum Input<'a> {
     },
     /// An admin command; answered by exactly one [`Action::AdminReply`](crate::Action::AdminReply).
     Admin(AdminCommand),
+    /// A control message an app posted into server mq `thread` (ring 1), decoded.
+    AppCtrl {
+        /// The server thread whose mq it came from.
+        thread: u8,
+        /// The message.
+        msg: CtrlMessage,
+    },
+    /// An io event an app posted into server mq `thread` (ring 0), decoded.
+    AppIo {
+        /// The server thread whose mq it came from.
+        thread: u8,
+        /// The event.
+        event: IoEvent,
+    },
+    /// Outcome of [`Action::AllocFifoPair`](crate::Action::AllocFifoPair): the offsets of fifo
+    /// A and fifo B.
+    FifoPairAllocated {
+        /// The pair.
+        pair: PairId,
+        /// `(A, B)`, or why not.
+        result: Result<(u64, u64), ResourceError>,
+    },
+    /// Outcome of [`Action::AllocShadows`](crate::Action::AllocShadows): the offsets of C's
+    /// shadow RX and TX headers.
+    ShadowsAllocated {
+        /// The pair.
+        pair: PairId,
+        /// `(rx, tx)`, or why not.
+        result: Result<(u64, u64), ResourceError>,
+    },
+    /// Outcome of [`Action::ProbeUnread`](crate::Action::ProbeUnread).
+    Unread {
+        /// The closing session.
+        session: SessionHandle,
+        /// Its rx fifo still holds data.
+        unread: bool,
+    },
 }
 
 /// Why the shell could not create a worker's resources.
@@ -87,6 +126,9 @@ pub enum ResourceError {
     /// eventfd creation failed.
     #[error("eventfd allocation failed")]
     EventfdAlloc,
+    /// The segment has no room for the fifos or headers asked for.
+    #[error("no room in the segment")]
+    NoRoom,
 }
 
 /// What the shell reports back after creating a worker's resources.

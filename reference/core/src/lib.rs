@@ -27,14 +27,17 @@ mod snapshot;
 mod socket_name;
 
 pub use access::{AccessPolicy, PeerCred};
-pub use action::{Action, CtrlEvent, FdRef, SegmentSpec, WorkerResources};
+pub use action::{Action, FdRef, IoPeer, Relay, SegmentSpec, WorkerResources};
 pub use admin::{AdminCommand, AdminError, AdminOk};
 pub use config::{
     CERTKEY_DATA_TIMEOUT, Config, DEFAULT_EVT_QUEUE_SIZE, MAX_CERT_OR_KEY_LEN, MAX_CERTKEY_LEN,
     MAX_EVT_QUEUE_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE,
 };
 pub use fault::{InjectedFault, InjectedFaults};
-pub use ids::{AppIndex, NsIndex, SegmentId, SocketId, WorkerKey, segment_handle};
+pub use ids::{
+    AppIndex, FifoRef, NsIndex, PairId, SegmentId, SessionHandle, SocketId, WorkerKey,
+    segment_handle,
+};
 pub use input::{Input, ResourceError, WorkerResourcesReady};
 pub use server::{Counts, Server};
 pub use snapshot::{AppView, NamespaceView, SegmentView, Snapshot, SocketView, WorkerView};

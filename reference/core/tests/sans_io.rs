@@ -3,10 +3,11 @@
 
 use rstest::rstest;
 use sapi_core::{
-    Action, AdminCommand, AdminError, AdminOk, Config, Counts, CtrlEvent, FdRef, InjectedFault,
+    Action, AdminCommand, AdminError, AdminOk, Config, Counts, FdRef, InjectedFault,
     InjectedFaults, Input, NsIndex, PeerCred, ResourceError, SegmentId, Server, SocketId,
     WorkerKey, WorkerResourcesReady,
 };
+use sapi_wire::ctrl::{AppAddSegment, CtrlMessage};
 use sapi_wire::{
     AddDelCertKey, AddDelWorker, AppName, AppOptionFlags, Attach, AttachOptions, FdFlags, MSG_LEN,
     Message, OptionIndex, Profile, SapiError,
@@ -24,7 +25,7 @@ struct Sim {
     abandoned: Vec<SocketId>,
     /// Why an injected crash fault aborted the server.
     aborted: Vec<&'static str>,
-    posted: Vec<(WorkerKey, CtrlEvent)>,
+    posted: Vec<(WorkerKey, CtrlMessage)>,
     freed_segments: Vec<SegmentId>,
     admin: Option<Result<AdminOk, AdminError>>,
     live_segments: std::collections::BTreeSet<SegmentId>,
@@ -41,7 +42,7 @@ impl Sim {
         let core = Server::new(Config {
             profile,
             vpp_workers: 0,
-            vpp_ctrl_mq_offset: 0x140,
+            vpp_mq_offsets: vec![0x140],
             runtime_dir: "/run/test".into(),
             faults,
             access: Default::default(),
@@ -101,7 +102,7 @@ impl Sim {
                         result: Ok(spec.requested_size + 12 * 1024),
                     });
                 }
-                Action::PostCtrlEvent { worker, event } => self.posted.push((worker, event)),
+                Action::PostCtrl { worker, msg } => self.posted.push((worker, msg)),
                 Action::FreeSegment(id) => {
                     self.live_segments.remove(&id);
                     self.freed_segments.push(id);
@@ -110,6 +111,7 @@ impl Sim {
                 Action::AdminReply(r) => self.admin = Some(r),
                 Action::Abandon(s) => self.abandoned.push(s),
                 Action::Abort(why) => self.aborted.push(why),
+                other => panic!("no session is driven here: {other:?}"),
             }
         }
     }
@@ -606,7 +608,16 @@ fn segment_add_sends_the_fd_before_posting_the_event() {
     };
     assert_eq!(*to, s);
     assert!(matches!(fds.as_slice(), [FdRef::Segment(_)]));
-    let [(_, CtrlEvent::AppAddSegment { handle, .. })] = sim.posted.as_slice() else {
+    let [
+        (
+            _,
+            CtrlMessage::AppAddSegment(AppAddSegment {
+                segment_handle: handle,
+                ..
+            }),
+        ),
+    ] = sim.posted.as_slice()
+    else {
         panic!("{:?}", sim.posted)
     };
     assert_eq!(*handle, (1 << 32) | 1);
@@ -618,7 +629,7 @@ fn segment_add_sends_the_fd_before_posting_the_event() {
     });
     assert!(r.is_ok());
     assert!(
-        matches!(sim.posted.last(), Some((_, CtrlEvent::AppDelSegment { handle: h })) if *h == handle)
+        matches!(sim.posted.last(), Some((_, CtrlMessage::AppDelSegment(d))) if d.segment_handle == handle)
     );
     assert_eq!(sim.live_segments.len(), 1);
 }

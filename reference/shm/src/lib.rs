@@ -26,6 +26,7 @@ pub mod fifo;
 pub mod layout;
 pub mod memory;
 pub mod mq;
+pub mod relay;
 pub mod segment;
 pub mod sync;
 

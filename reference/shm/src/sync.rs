@@ -93,6 +93,8 @@ pub trait Atomic<T: Copy> {
     fn fetch_sub(&self, v: T, o: Ordering) -> T;
     /// `fetch_or`.
     fn fetch_or(&self, v: T, o: Ordering) -> T;
+    /// `fetch_and`.
+    fn fetch_and(&self, v: T, o: Ordering) -> T;
     /// `compare_exchange_weak`.
     fn compare_exchange_weak(&self, cur: T, new: T, s: Ordering, f: Ordering) -> Result<T, T>;
 }
@@ -123,6 +125,10 @@ macro_rules! impl_atomic {
             #[inline]
             fn fetch_or(&self, v: $int, o: Ordering) -> $int {
                 <$atomic>::fetch_or(self, v, o)
+            }
+            #[inline]
+            fn fetch_and(&self, v: $int, o: Ordering) -> $int {
+                <$atomic>::fetch_and(self, v, o)
             }
             #[inline]
             fn compare_exchange_weak(

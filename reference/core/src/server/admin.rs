@@ -3,11 +3,12 @@
 use sapi_wire::{Message, OptionIndex};
 use tracing::info;
 
-use crate::action::{Action, CtrlEvent, FdRef};
+use crate::action::{Action, FdRef};
 use crate::admin::{AdminCommand, AdminError, AdminOk};
 use crate::ids::{AppIndex, NsIndex, SegmentId, SocketId, WorkerKey, segment_handle};
 use crate::input::ResourceError;
 use crate::socket_name::{SocketName, parse_socket_name};
+use sapi_wire::ctrl::{AppAddSegment, AppDelSegment, CtrlMessage};
 
 use super::{Namespace, PendingAdmin, Server, Worker, WorkerSegment};
 
@@ -181,6 +182,9 @@ impl Server {
     }
 
     pub(super) fn on_segment_created(&mut self, id: SegmentId, result: Result<u64, ResourceError>) {
+        if self.on_ct_segment_created(id, &result) {
+            return;
+        }
         let Some(PendingAdmin::SegmentAdd {
             worker: key,
             id: pending_id,
@@ -219,13 +223,16 @@ impl Server {
         let sock = worker.socket;
         // The fd travels first; the event that announces it is posted after it.
         self.send(sock, Message::SendFds, vec![FdRef::Segment(id)]);
-        self.out.push(Action::PostCtrlEvent {
+        self.out.push(Action::PostCtrl {
             worker: key,
-            event: CtrlEvent::AppAddSegment {
+            msg: CtrlMessage::AppAddSegment(AppAddSegment {
+                client_index: 0,
+                context: 0,
+                fd_flags: 0x02,
                 segment_size: u32::try_from(ssvm_size).unwrap_or(u32::MAX),
-                name: name.clone(),
-                handle,
-            },
+                segment_name: name.as_bytes().to_vec(),
+                segment_handle: handle,
+            }),
         });
         self.admin_reply(Ok(AdminOk::Done(format!(
             "segment {name} handle {handle:#x} ({ssvm_size} bytes) sent to {key}"
@@ -252,9 +259,13 @@ impl Server {
             return self.admin_reply(Err(AdminError::FirstSegment(handle)));
         }
         let seg = worker.segments.remove(pos);
-        self.out.push(Action::PostCtrlEvent {
+        self.out.push(Action::PostCtrl {
             worker: key,
-            event: CtrlEvent::AppDelSegment { handle },
+            msg: CtrlMessage::AppDelSegment(AppDelSegment {
+                client_index: 0,
+                context: 0,
+                segment_handle: handle,
+            }),
         });
         self.out.push(Action::FreeSegment(seg.id));
         self.admin_reply(Ok(AdminOk::Done(format!(

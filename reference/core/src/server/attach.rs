@@ -140,6 +140,18 @@ impl Server {
         None
     }
 
+    /// A segment manager index: a new one, or under injected `reuse-indices` the last freed.
+    pub(super) fn alloc_segment_manager(&mut self) -> u32 {
+        match self.freed_segment_managers.pop() {
+            Some(m) => m,
+            None => {
+                let m = self.next_segment_manager;
+                self.next_segment_manager = self.next_segment_manager.wrapping_add(1).max(1);
+                m
+            }
+        }
+    }
+
     pub(super) fn new_segment_spec(
         &mut self,
         app: AppIndex,
@@ -180,14 +192,7 @@ impl Server {
             .flags()
             .contains(AppOptionFlags::EVT_MQ_USE_EVENTFD);
         let segment = self.new_segment_spec(app, wrk, 0, size);
-        let segment_manager = match self.freed_segment_managers.pop() {
-            Some(m) => m,
-            None => {
-                let m = self.next_segment_manager;
-                self.next_segment_manager = self.next_segment_manager.wrapping_add(1).max(1);
-                m
-            }
-        };
+        let segment_manager = self.alloc_segment_manager();
         let worker = Worker {
             socket: sock,
             segment_manager,
@@ -235,7 +240,7 @@ impl Server {
             Err(e) => {
                 warn!(worker = %key, error = %e, "worker resources failed");
                 let err = match e {
-                    ResourceError::SegmentCreate => SapiError::SegCreate,
+                    ResourceError::SegmentCreate | ResourceError::NoRoom => SapiError::SegCreate,
                     // VPP 26.10 answered −1 when huge pages were missing.
                     ResourceError::HugePages => SapiError::Unknown,
                     ResourceError::EventfdAlloc => SapiError::EventfdAlloc,
@@ -320,7 +325,9 @@ impl Server {
                     retval: 0,
                     app_index: key.app.0,
                     app_mq: ready.mq_offset,
-                    vpp_ctrl_mq: self.cfg.vpp_ctrl_mq_offset,
+                    vpp_ctrl_mq: self
+                        .cfg
+                        .vpp_mq_offset(usize::from(self.cfg.vpp_ctrl_mq_thread())),
                     segment_handle: seg_handle,
                     api_client_handle: sock.api_client_handle(),
                     vpp_ctrl_mq_thread: self.cfg.vpp_ctrl_mq_thread(),

@@ -107,6 +107,9 @@ impl Server {
                 c.segments += w.segments.len();
             }
         }
+        c.session_slots = self.sessions.pools.iter().map(|p| p.len()).sum();
+        c.pairs = self.sessions.pairs.len();
+        c.ct_segments = self.sessions.ct_segments.len();
         c
     }
 
@@ -135,4 +138,10 @@ pub struct Counts {
     pub workers: usize,
     /// Live segments owned by workers.
     pub segments: usize,
+    /// Listeners and sessions in the session pools of every thread.
+    pub session_slots: usize,
+    /// Cut-through pairs (from the connect until both sides are freed).
+    pub pairs: usize,
+    /// Live ct segments.
+    pub ct_segments: usize,
 }

@@ -20,6 +20,7 @@ mod admin;
 mod attach;
 mod certkey;
 mod introspect;
+mod session;
 mod socket;
 mod worker;
 
@@ -129,11 +130,14 @@ pub struct Server {
     pending: VecDeque<Action>,
     /// Sockets whose send failed, handled once every pending action has been performed.
     failed_sends: VecDeque<SocketId>,
+    /// Listeners, cut-through pairs and their segments.
+    sessions: session::Sessions,
 }
 
 impl Server {
     /// A server with no namespace yet; add `default` with [`AdminCommand::NsAdd`](crate::AdminCommand::NsAdd).
     pub fn new(cfg: Config) -> Self {
+        let threads = cfg.vpp_workers;
         Server {
             cfg,
             namespaces: Vec::new(),
@@ -148,6 +152,10 @@ impl Server {
             out: Vec::new(),
             pending: VecDeque::new(),
             failed_sends: VecDeque::new(),
+            sessions: session::Sessions {
+                pools: (0..=threads).map(|_| session::Pool::default()).collect(),
+                ..session::Sessions::default()
+            },
         }
     }
 
@@ -187,6 +195,11 @@ impl Server {
             Input::SegmentCreated { id, result } => self.on_segment_created(id, result),
             Input::Listened { ns, result } => self.on_listened(ns, result),
             Input::Admin(cmd) => self.on_admin(cmd),
+            Input::AppCtrl { thread, msg } => self.on_app_ctrl(thread, msg),
+            Input::AppIo { thread, event } => self.on_app_io(thread, event),
+            Input::FifoPairAllocated { pair, result } => self.on_fifo_pair(pair, result),
+            Input::ShadowsAllocated { pair, result } => self.on_shadows(pair, result),
+            Input::Unread { session, unread } => self.on_unread(session, unread),
         }
         self.queue_out();
     }

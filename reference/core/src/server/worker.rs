@@ -74,6 +74,15 @@ impl Server {
     /// Frees a worker and its resources, closes its socket when no other worker uses it, and
     /// frees the app with its last worker.
     pub(super) fn delete_worker(&mut self, key: WorkerKey) {
+        if !self
+            .apps
+            .get(&key.app)
+            .is_some_and(|a| a.workers.contains_key(&key.wrk))
+        {
+            return;
+        }
+        // Its sessions first, while its segments (C's shadows) are still there.
+        self.detach_sessions(key);
         let Some(app) = self.apps.get_mut(&key.app) else {
             return;
         };

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod resources;
+pub mod server_mqs;
 pub mod sock;
 
 use std::collections::{BTreeMap, HashMap};
@@ -28,6 +29,12 @@ use sapi_wire::{MSG_LEN, Message, Profile};
 
 use admin::{AdminRequest, admin_socket_path};
 use resources::Resources;
+use server_mqs::{Posted, ServerMqs};
+
+/// Most elements taken from one server mq per wake-up, so one busy app cannot starve sockets.
+const DRAIN_BATCH: usize = 256;
+/// How soon messages waiting for room in an app mq are retried.
+const PENDING_RETRY: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Receive buffer: large enough for the second datagram of a cert-key add (≤ 20,000 bytes).
 const RECV_BUF: usize = 20 * 1024;
@@ -99,6 +106,7 @@ const TOKEN_STOP: u64 = 1 << 56;
 const TOKEN_ADMIN: u64 = 2 << 56;
 const TOKEN_LISTENER: u64 = 3 << 56;
 const TOKEN_CLIENT: u64 = 4 << 56;
+const TOKEN_SERVER_MQ: u64 = 5 << 56;
 const TOKEN_KIND: u64 = 0xff << 56;
 
 fn client_token(id: SocketId) -> u64 {
@@ -134,6 +142,8 @@ pub struct Shell {
     stop: Option<OwnedFd>,
     /// Held so that, out of fds, one can be freed to accept and shed a connection.
     spare_fd: Option<OwnedFd>,
+    /// The server mqs apps post into, and their waiters.
+    server_mqs: ServerMqs,
     /// Sockets an injected fault told the shell to stop watching but keep open (leaks on purpose).
     abandoned: Vec<OwnedFd>,
     profile: Profile,
@@ -158,12 +168,29 @@ impl Shell {
         let threads = cfg.vpp_workers.saturating_add(1);
         let resources = Resources::new(threads, cfg.profile, cfg.faults)
             .map_err(|e| ServeError::MqsSegment(e.to_string()))?;
-        let ctrl_thread = usize::from(cfg.vpp_workers > 0);
-        let vpp_ctrl_mq_offset = resources.vpp_mq_offset(ctrl_thread).unwrap_or(0);
+        let vpp_mq_offsets: Vec<u64> = (0..usize::from(threads))
+            .filter_map(|t| resources.vpp_mq_offset(t))
+            .collect();
+        let mqs_fd = resources
+            .fd(sapi_core::FdRef::VppMqsSegment)
+            .map(|fd| fd.try_clone_to_owned())
+            .transpose()
+            .map_err(|source| ServeError::Io {
+                what: "dup the mqs segment fd".into(),
+                source,
+            })?
+            .ok_or_else(|| ServeError::MqsSegment("no mqs segment fd".into()))?;
+        let server_mqs =
+            ServerMqs::start(&mqs_fd, vpp_mq_offsets.clone(), cfg.profile).map_err(|source| {
+                ServeError::Io {
+                    what: "start the server mq waiters".into(),
+                    source,
+                }
+            })?;
         let core = Server::new(Config {
             profile: cfg.profile,
             vpp_workers: cfg.vpp_workers,
-            vpp_ctrl_mq_offset,
+            vpp_mq_offsets,
             runtime_dir: cfg.runtime_dir.clone(),
             faults: cfg.faults,
             access: cfg.access.clone(),
@@ -190,6 +217,16 @@ impl Shell {
                 .add(stop, EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_STOP))
                 .map_err(sys("epoll add stop"))?;
         }
+        for t in 0..server_mqs.len() {
+            if let Some(fd) = server_mqs.wake_fd(t) {
+                epoll
+                    .add(
+                        fd,
+                        EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_SERVER_MQ | t as u64),
+                    )
+                    .map_err(sys("epoll add server mq"))?;
+            }
+        }
         let mut shell = Shell {
             core,
             epoll,
@@ -203,6 +240,7 @@ impl Shell {
             accepting: None,
             stop,
             spare_fd: open_spare_fd(),
+            server_mqs,
             abandoned: Vec::new(),
             profile: cfg.profile,
             faults: cfg.faults,
@@ -247,14 +285,22 @@ impl Shell {
                     TOKEN_ADMIN => self.on_admin_ready(),
                     TOKEN_LISTENER => self.on_listener_ready(NsIndex((token & 0xffff) as u16)),
                     TOKEN_CLIENT => self.on_client_ready(token_socket(token), ev.events()),
+                    TOKEN_SERVER_MQ => self.on_server_mq((token & 0xff) as usize),
                     _ => {}
                 }
             }
             self.fire_deadlines();
+            self.retry_pending();
+            if self.spare_fd.is_none() {
+                self.spare_fd = open_spare_fd();
+            }
         }
     }
 
     fn next_timeout(&self) -> EpollTimeout {
+        if self.resources.has_pending() {
+            return EpollTimeout::from(PENDING_RETRY.as_millis() as u16);
+        }
         match self.deadlines.values().min() {
             None => EpollTimeout::NONE,
             Some(at) => {
@@ -279,6 +325,31 @@ impl Shell {
         for sock in due {
             self.deadlines.remove(&sock);
             self.feed(Input::DeadlineExpired { sock });
+        }
+    }
+
+    /// Everything apps posted into server mq `t`, to the core in queue order.
+    fn on_server_mq(&mut self, t: usize) {
+        let thread = t as u8;
+        for posted in self.server_mqs.drain(t, DRAIN_BATCH) {
+            match posted {
+                Posted::Ctrl(msg) => self.feed(Input::AppCtrl { thread, msg }),
+                Posted::Io(event) => self.feed(Input::AppIo { thread, event }),
+                Posted::Malformed(why) => {
+                    debug!(thread, why, "malformed element in a server mq: ignored");
+                }
+            }
+        }
+    }
+
+    /// Writes what waited for room in app mqs; an app mq found broken detaches its app.
+    fn retry_pending(&mut self) {
+        if !self.resources.has_pending() {
+            return;
+        }
+        let (broken, _) = self.resources.flush_all();
+        for worker in broken {
+            self.feed(Input::MqFailed { worker });
         }
     }
 
@@ -344,18 +415,47 @@ impl Shell {
                 let result = self.resources.create_segment(&spec);
                 self.core.input(Input::SegmentCreated { id, result });
             }
-            Action::PostCtrlEvent { worker, event } => {
-                match self.resources.post_ctrl_event(worker, &event) {
-                    Ok(()) | Err(resources::PostError::NoWorker) => {}
-                    // The app does not drain its queue; VPP postpones and marks it congested,
-                    // the reference drops the event and says so.
-                    Err(resources::PostError::Mq(sapi_shm::mq::MqError::Full)) => {
-                        warn!(%worker, "app mq full: control event dropped");
-                    }
-                    Err(e) => {
-                        warn!(%worker, error = %e, "cannot write into the app's mq");
-                        self.core.input(Input::MqFailed { worker });
-                    }
+            Action::PostCtrl { worker, msg } => {
+                if let Err(e) = self.resources.post_ctrl(worker, &msg) {
+                    self.post_failed(worker, e);
+                }
+            }
+            Action::AllocFifoPair {
+                pair,
+                segment,
+                slice,
+                rx_size,
+                tx_size,
+            } => {
+                let result = self
+                    .resources
+                    .alloc_fifo_pair(segment, slice, rx_size, tx_size);
+                self.core.input(Input::FifoPairAllocated { pair, result });
+            }
+            Action::FreeFifoPair { segment, a, b } => {
+                self.resources.free_fifo(segment, a);
+                self.resources.free_fifo(segment, b);
+            }
+            Action::AllocShadows { pair, segment } => {
+                let result = self.resources.alloc_shadows(segment);
+                self.core.input(Input::ShadowsAllocated { pair, result });
+            }
+            Action::FreeShadows { segment, rx, tx } => {
+                self.resources.free_fifo(segment, rx);
+                self.resources.free_fifo(segment, tx);
+            }
+            Action::ProbeUnread { session, fifo } => {
+                let unread = self.resources.unread(fifo);
+                self.core.input(Input::Unread { session, unread });
+            }
+            Action::RelayTx(relay) => {
+                if let Err(e) = self.resources.relay_tx(&relay) {
+                    self.post_failed(relay.writer.worker, e);
+                }
+            }
+            Action::RelayRx(relay) => {
+                if let Err(e) = self.resources.relay_rx(&relay) {
+                    self.post_failed(relay.writer.worker, e);
                 }
             }
             Action::FreeSegment(id) => self.resources.free_segment(id),
@@ -380,6 +480,18 @@ impl Shell {
             }
             Action::AdminReply(r) => {
                 self.admin_answer = Some(r.map_err(|e| e.to_string()));
+            }
+        }
+    }
+
+    /// A post that could not be queued: a gone worker is no one's concern; an app mq the app
+    /// broke (corrupt headers) detaches that app.
+    fn post_failed(&mut self, worker: sapi_core::WorkerKey, e: resources::PostError) {
+        match e {
+            resources::PostError::NoWorker => {}
+            e => {
+                warn!(%worker, error = %e, "cannot write into the app's mq");
+                self.core.input(Input::MqFailed { worker });
             }
         }
     }
@@ -420,8 +532,12 @@ impl Shell {
                 Ok(x) => x,
                 Err(Errno::EAGAIN) => return,
                 Err(Errno::EMFILE | Errno::ENFILE) => {
-                    self.shed_connection(ns);
-                    continue;
+                    // The kernel reports EMFILE before it looks at the queue: stop once the
+                    // spare fd shows nothing is waiting.
+                    if self.shed_connection(ns) {
+                        continue;
+                    }
+                    return;
                 }
                 Err(e) => {
                     warn!(ns = ns.0, error = %e, "accept failed");
@@ -450,14 +566,19 @@ impl Shell {
 
     /// Out of fds: the pending connection would keep the level-triggered listener readable
     /// forever. Give back the spare fd, accept the connection and close it at once (its peer
-    /// sees EOF), then take the spare again.
-    fn shed_connection(&mut self, ns: NsIndex) {
-        warn!(ns = ns.0, "out of file descriptors: refusing a connection");
+    /// sees EOF), then take the spare again (or on a later pass, if the limit still forbids).
+    /// Returns whether a connection was shed.
+    fn shed_connection(&mut self, ns: NsIndex) -> bool {
         self.spare_fd = None;
-        if let Some(l) = self.listeners.get(&ns) {
-            let _ = sock::accept(l.fd.as_fd());
+        let shed = self
+            .listeners
+            .get(&ns)
+            .is_some_and(|l| sock::accept(l.fd.as_fd()).is_ok());
+        if shed {
+            warn!(ns = ns.0, "out of file descriptors: refused a connection");
         }
         self.spare_fd = open_spare_fd();
+        shed
     }
 
     fn on_client_ready(&mut self, sock: SocketId, events: EpollFlags) {

@@ -6,19 +6,42 @@
 //! is skipped (the core may already have freed what a later action names), and everything read
 //! back from a segment is treated as written by a hostile app.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use sapi_core::{
-    CtrlEvent, FdRef, InjectedFault, InjectedFaults, ResourceError, SegmentId, SegmentSpec,
+    FdRef, FifoRef, InjectedFault, InjectedFaults, Relay, ResourceError, SegmentId, SegmentSpec,
     WorkerKey, WorkerResources, WorkerResourcesReady,
 };
+use sapi_shm::fifo::{self, FifoConsumer, FifoProducer};
 use sapi_shm::mq::{self, EventFdSignal, MqError, MqProducer, MqSpec, PthreadSignal};
+use sapi_shm::relay::{self, Signals};
 use sapi_shm::segment::{self, Segment, SegmentLayout};
 use sapi_wire::Profile;
-use sapi_wire::ctrl::{AppAddSegment, AppDelSegment, SessionEventType};
+use sapi_wire::ctrl::{CtrlMessage, IoEvent};
+
+/// Ring of an app mq that carries io events.
+const IO_RING: usize = 0;
+/// Ring of an app mq that carries control messages.
+const CTRL_RING: usize = 1;
+/// Size of the zeroed fifos whose headers serve as C's shadow signal blocks.
+const SHADOW_FIFO_SIZE: u32 = 4096;
+
+/// What waits to be written into one worker's app mq, in order (`docs/sessions.md` §3.5).
+#[derive(Debug)]
+enum Outgoing {
+    /// A control message element for ring 1.
+    Ctrl(Box<[u8]>),
+    /// An io event for ring 0. An RX names the reader's signals: it is posted only if their
+    /// `has_event` was clear at delivery (`claimed` once that was checked and set).
+    Io {
+        event: IoEvent,
+        claim: Option<FifoRef>,
+        claimed: bool,
+    },
+}
 
 /// Name of the global mqs segment's memfd, as VPP names it.
 pub const VPP_MQS_SEGMENT_NAME: &str = "session: wrk-mqs-segment";
@@ -29,6 +52,8 @@ struct WorkerMq {
     segment: SegmentId,
     mq_offset: u64,
     eventfd: Option<OwnedFd>,
+    /// Messages the app mq had no room for yet; never dropped, never reordered.
+    pending: VecDeque<Outgoing>,
 }
 
 /// Why posting a control event failed.
@@ -145,6 +170,7 @@ impl Resources {
                 segment: spec.segment.id,
                 mq_offset,
                 eventfd,
+                pending: VecDeque::new(),
             },
         );
         Ok(WorkerResourcesReady {
@@ -161,50 +187,224 @@ impl Resources {
         Ok(size)
     }
 
-    /// Writes a control event into a worker's mq (ring 1), signalling it as the app asked.
-    pub fn post_ctrl_event(&mut self, key: WorkerKey, event: &CtrlEvent) -> Result<(), PostError> {
-        let seed = self.profile == Profile::Seed;
-        let element = match event {
-            CtrlEvent::AppAddSegment {
-                segment_size,
-                name,
-                handle,
-            } => {
-                let ty = SessionEventType::AppAddSegment.number(seed);
-                AppAddSegment {
-                    client_index: 0,
-                    context: 0,
-                    fd_flags: 0x02,
-                    segment_size: *segment_size,
-                    segment_name: name.as_bytes().to_vec(),
-                    segment_handle: *handle,
-                }
-                .encode_element(ty.unwrap_or_default())
-                .map_err(|e| PostError::Encode(e.to_string()))?
-            }
-            CtrlEvent::AppDelSegment { handle } => {
-                let ty = SessionEventType::AppDelSegment.number(seed);
-                AppDelSegment {
-                    client_index: 0,
-                    context: 0,
-                    segment_handle: *handle,
-                }
-                .encode_element(ty.unwrap_or_default())
-            }
+    /// Queues a control message for a worker's app mq behind anything still waiting for it,
+    /// and writes what fits now. An error only for an mq the app broke.
+    pub fn post_ctrl(&mut self, key: WorkerKey, msg: &CtrlMessage) -> Result<(), PostError> {
+        let element = msg
+            .encode(self.profile)
+            .map_err(|e| PostError::Encode(e.to_string()))?;
+        let len = msg.element_len();
+        let w = self.workers.get_mut(&key).ok_or(PostError::NoWorker)?;
+        w.pending
+            .push_back(Outgoing::Ctrl(element[..len.min(element.len())].into()));
+        self.flush(key)
+    }
+
+    /// Queues an io event for a worker (`claim`: an RX, posted only if the reader's
+    /// `has_event` is clear at delivery).
+    pub fn post_io(
+        &mut self,
+        key: WorkerKey,
+        event: IoEvent,
+        claim: Option<FifoRef>,
+    ) -> Result<(), PostError> {
+        let w = self.workers.get_mut(&key).ok_or(PostError::NoWorker)?;
+        w.pending.push_back(Outgoing::Io {
+            event,
+            claim,
+            claimed: false,
+        });
+        self.flush(key)
+    }
+
+    /// Writes what waits for `key` while its app mq has room.
+    fn flush(&mut self, key: WorkerKey) -> Result<(), PostError> {
+        let Some(w) = self.workers.get_mut(&key) else {
+            return Err(PostError::NoWorker);
         };
-        let w = self.workers.get(&key).ok_or(PostError::NoWorker)?;
         let seg = self.segments.get(&w.segment).ok_or(PostError::NoWorker)?;
-        match &w.eventfd {
-            Some(fd) => {
-                MqProducer::attach(seg, w.mq_offset, EventFdSignal::new(fd.as_fd()))?
-                    .try_send(&element)?;
-            }
-            None => {
-                MqProducer::attach(seg, w.mq_offset, PthreadSignal::new(seg, w.mq_offset)?)?
-                    .try_send(&element)?;
+        while let Some(next) = w.pending.front_mut() {
+            let (ring, bytes): (usize, Vec<u8>) = match next {
+                Outgoing::Ctrl(e) => (CTRL_RING, e.to_vec()),
+                Outgoing::Io {
+                    event,
+                    claim,
+                    claimed,
+                } => {
+                    if let Some(reader) = claim
+                        && !*claimed
+                    {
+                        let fresh = self
+                            .segments
+                            .get(&reader.segment)
+                            .map(|s| Signals::new(s, reader.offset).claim_rx());
+                        match fresh {
+                            Some(Ok(true)) => *claimed = true,
+                            // Already pending for the reader, or its fifo is gone: no RX.
+                            _ => {
+                                w.pending.pop_front();
+                                continue;
+                            }
+                        }
+                    }
+                    (IO_RING, event.encode().to_vec())
+                }
+            };
+            let sent = match &w.eventfd {
+                Some(fd) => MqProducer::attach(seg, w.mq_offset, EventFdSignal::new(fd.as_fd()))
+                    .and_then(|mut p| p.try_send_ring(ring, &bytes)),
+                None => PthreadSignal::new(seg, w.mq_offset)
+                    .and_then(|sig| MqProducer::attach(seg, w.mq_offset, sig))
+                    .and_then(|mut p| p.try_send_ring(ring, &bytes)),
+            };
+            match sent {
+                Ok(()) => {
+                    w.pending.pop_front();
+                }
+                // The app has not drained its mq (or holds its lock): later, in order.
+                Err(MqError::Full | MqError::Busy) => return Ok(()),
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(())
+    }
+
+    /// Retries every worker with messages waiting; returns those whose app mq is broken (for
+    /// the core to detach) and whether anything still waits.
+    pub fn flush_all(&mut self) -> (Vec<WorkerKey>, bool) {
+        let keys: Vec<WorkerKey> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| !w.pending.is_empty())
+            .map(|(k, _)| *k)
+            .collect();
+        let broken = keys
+            .into_iter()
+            .filter(|k| matches!(self.flush(*k), Err(PostError::Mq(_))))
+            .collect();
+        (broken, self.has_pending())
+    }
+
+    /// Whether any worker has messages waiting for room.
+    pub fn has_pending(&self) -> bool {
+        self.workers.values().any(|w| !w.pending.is_empty())
+    }
+
+    /// Carves fifos A and B of a pair in a ct segment.
+    pub fn alloc_fifo_pair(
+        &mut self,
+        segment: SegmentId,
+        slice: u8,
+        rx_size: u32,
+        tx_size: u32,
+    ) -> Result<(u64, u64), ResourceError> {
+        let seg = self.segments.get(&segment).ok_or(ResourceError::NoRoom)?;
+        let fs = seg.fifo_segment();
+        let slice = u32::from(slice).min(u32::from(self.n_slices.saturating_sub(1)));
+        let a = fifo::create(fs, slice, rx_size).map_err(|_| ResourceError::NoRoom)?;
+        match fifo::create(fs, slice, tx_size) {
+            Ok(b) => Ok((a, b)),
+            Err(_) => {
+                let _ = fifo::free(fs, a);
+                Err(ResourceError::NoRoom)
+            }
+        }
+    }
+
+    /// Gives a fifo (and its chunks) back to its segment; a fifo an app broke is left alone.
+    pub fn free_fifo(&mut self, segment: SegmentId, f: u64) {
+        if let Some(seg) = self.segments.get(&segment)
+            && let Err(e) = fifo::free(seg.fifo_segment(), f)
+        {
+            tracing::warn!(segment = segment.0, fifo = f, error = %e, "cannot free a fifo");
+        }
+    }
+
+    /// Carves C's shadow RX and TX headers (two small fifos whose signal blocks C uses).
+    pub fn alloc_shadows(&mut self, segment: SegmentId) -> Result<(u64, u64), ResourceError> {
+        let (a, b) = self.alloc_fifo_pair(segment, 0, SHADOW_FIFO_SIZE, SHADOW_FIFO_SIZE)?;
+        Ok((a, b))
+    }
+
+    /// Whether the reader of `f` left data in it (false for a fifo that is gone or broken).
+    pub fn unread(&self, f: FifoRef) -> bool {
+        self.segments
+            .get(&f.segment)
+            .and_then(|s| FifoConsumer::attach(s, f.offset).ok())
+            .and_then(|c| c.is_empty().ok())
+            .is_some_and(|empty| !empty)
+    }
+
+    /// §8.3: relays a writer's TX over the pair's signal words and queues the notifications.
+    pub fn relay_tx(&mut self, r: &Relay) -> Result<(), PostError> {
+        let outcome = {
+            let (Some(ws), Some(rs), Some(ds)) = (
+                self.segments.get(&r.writer_signals.segment),
+                self.segments.get(&r.reader_signals.segment),
+                self.segments.get(&r.data.segment),
+            ) else {
+                return Ok(());
+            };
+            let writer = Signals::new(ws, r.writer_signals.offset);
+            let reader = r.reader.map(|_| Signals::new(rs, r.reader_signals.offset));
+            relay::relay_tx(writer, reader, || {
+                FifoConsumer::attach(ds, r.data.offset)?.is_empty()
+            })
+        };
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(error = %e, "relay over a broken fifo header: nothing sent");
+                return Ok(());
+            }
+        };
+        if outcome.tx_to_writer {
+            self.post_io(
+                r.writer.worker,
+                IoEvent::tx(r.writer.app_session_index),
+                None,
+            )?;
+        }
+        if outcome.rx_to_reader
+            && let Some(reader) = r.reader
+        {
+            self.post_io(
+                reader.worker,
+                IoEvent::rx(reader.app_session_index),
+                Some(r.reader_signals),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// §8.5: relays a reader's dequeue notification to the writer.
+    pub fn relay_rx(&mut self, r: &Relay) -> Result<(), PostError> {
+        let outcome = {
+            let (Some(ws), Some(rs), Some(ds)) = (
+                self.segments.get(&r.writer_signals.segment),
+                self.segments.get(&r.reader_signals.segment),
+                self.segments.get(&r.data.segment),
+            ) else {
+                return Ok(());
+            };
+            relay::relay_rx(
+                Signals::new(ws, r.writer_signals.offset),
+                Signals::new(rs, r.reader_signals.offset),
+                || Ok(FifoProducer::attach(ds, r.data.offset)?.free_space()? == 0),
+            )
+        };
+        match outcome {
+            Ok(o) if o.tx_to_writer => self.post_io(
+                r.writer.worker,
+                IoEvent::tx(r.writer.app_session_index),
+                None,
+            ),
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, "relay over a broken fifo header: nothing sent");
+                Ok(())
+            }
+        }
     }
 
     /// Messages queued in a worker's event mq, if it can be read.
@@ -222,7 +422,7 @@ impl Resources {
         self.segments.remove(&id);
     }
 
-    /// Closes a worker's eventfd and forgets its mq.
+    /// Closes a worker's eventfd and forgets its mq, and whatever still waited for it.
     pub fn free_worker(&mut self, key: WorkerKey) {
         self.workers.remove(&key);
     }

@@ -47,7 +47,10 @@ impl Server {
             .arg("--runtime-dir")
             .arg(&dir)
             .args(extra)
-            .env("RUST_LOG", "error")
+            .env(
+                "RUST_LOG",
+                std::env::var("SAPI_TEST_LOG").unwrap_or_else(|_| "error".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -126,6 +126,40 @@ impl<'m, M: Memory, S: Signal> MqProducer<'m, M, S> {
         Ok(())
     }
 
+    /// As [`MqProducer::try_send`], into ring `ring` only: the session layer keeps io events in
+    /// ring 0 and control messages in ring 1 whatever room the other has
+    /// (`docs/sessions.md` §3.2).
+    pub fn try_send_ring(&mut self, ring: usize, data: &[u8]) -> Result<(), MqError> {
+        let Some(r) = self.g.rings.get(ring) else {
+            return Err(MqError::TooLarge {
+                len: data.len(),
+                max: 0,
+            });
+        };
+        if (r.elsize as usize) < data.len() {
+            return Err(MqError::TooLarge {
+                len: data.len(),
+                max: r.elsize,
+            });
+        }
+        let hdr = r.hdr;
+        let nitems = r.nitems;
+        let Some(mut guard) = self.signal.lock(false)? else {
+            return Err(MqError::Busy);
+        };
+        if self.queue_full()? {
+            return Err(MqError::Full);
+        }
+        let cur = self
+            .mem
+            .atomic_u32(hdr + l::RING_CURSIZE)?
+            .load(Ordering::Acquire);
+        if cur >= nitems {
+            return Err(MqError::Full);
+        }
+        self.enqueue_locked(ring, data, &mut guard)
+    }
+
     /// Enqueues `data` into the first ring whose elements are large enough and not full,
     /// without blocking: [`MqError::Full`] if the queue or those rings are full,
     /// [`MqError::Busy`] if another producer holds the shared mutex.

@@ -7,9 +7,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use super::op::{Inject, Pick};
 use super::{MQ_OFFSET, SEGMENT_OVERHEAD, Sim, Stats};
 use sapi_core::{
-    Action, AdminCommand, AdminError, AdminOk, Config, CtrlEvent, FdRef, InjectedFaults, Input,
-    NsIndex, ResourceError, SegmentId, Server, SocketId, WorkerKey, WorkerResourcesReady,
+    Action, AdminCommand, AdminError, AdminOk, Config, FdRef, InjectedFaults, Input, NsIndex,
+    ResourceError, SegmentId, Server, SocketId, WorkerKey, WorkerResourcesReady,
 };
+use sapi_wire::ctrl::CtrlMessage;
 use sapi_wire::{Direction, FdFlags, MSG_LEN, Message, Profile};
 
 impl Sim {
@@ -18,7 +19,7 @@ impl Sim {
         let core = Server::new(Config {
             profile,
             vpp_workers: 0,
-            vpp_ctrl_mq_offset: 0x140,
+            vpp_mq_offsets: vec![0x140],
             runtime_dir: "/run/sim".into(),
             faults: InjectedFaults::default(),
             access: Default::default(),
@@ -173,17 +174,28 @@ impl Sim {
                     result,
                 });
             }
-            Action::PostCtrlEvent { worker, event } => {
+            Action::PostCtrl { worker, msg } => {
                 if !self.workers.contains(&worker) {
+                    self.violation(format!("PostCtrl to {worker}, whose mq is gone: {msg:?}"));
+                }
+                if let CtrlMessage::AppAddSegment(m) = &msg
+                    && u64::from(m.segment_size) < sapi_core::MIN_SEGMENT_SIZE
+                {
                     self.violation(format!(
-                        "PostCtrlEvent to {worker}, whose mq is gone: {event:?}"
+                        "APP_ADD_SEGMENT announces {} bytes",
+                        m.segment_size
                     ));
                 }
-                if let CtrlEvent::AppAddSegment { segment_size, .. } = event
-                    && u64::from(segment_size) < sapi_core::MIN_SEGMENT_SIZE
-                {
-                    self.violation(format!("APP_ADD_SEGMENT announces {segment_size} bytes"));
-                }
+            }
+            // The simulation drives no session yet: these must not appear.
+            other @ (Action::AllocFifoPair { .. }
+            | Action::FreeFifoPair { .. }
+            | Action::AllocShadows { .. }
+            | Action::FreeShadows { .. }
+            | Action::ProbeUnread { .. }
+            | Action::RelayTx(_)
+            | Action::RelayRx(_)) => {
+                self.violation(format!("session action without a session op: {other:?}"))
             }
             Action::FreeSegment(id) => {
                 if !self.release_segment(id) && !self.failed_segments.remove(&id) {

@@ -1,0 +1,354 @@
+//! Teardown (`docs/sessions.md` §9): DISCONNECT, TERMINATE, the passive side's replies,
+//! CLEANUP, the release of fifos and ct segments, and what a detaching worker leaves behind.
+
+use sapi_wire::ctrl::{
+    AppDelSegment, Cleanup, CleanupType, CtrlMessage, SessionHandleMsg, SessionHandleReply,
+};
+use tracing::{debug, info};
+
+use crate::action::Action;
+use crate::ids::{PairId, SessionHandle, WorkerKey};
+
+use super::super::Server;
+use super::{Pair, PendingClose, SessionState, Side, post};
+
+impl Server {
+    /// The session `h` posted on `thread`'s mq by the app behind `client_index`, if it owns it.
+    fn owned_session(&self, thread: u8, h: SessionHandle, client_index: u32) -> Option<Side> {
+        if h.thread() != u64::from(thread) {
+            debug!(session = %h, thread, "a message about another thread's session: ignored");
+            return None;
+        }
+        let app = self.app_of_client(client_index)?;
+        let s = self.sessions.session(h)?;
+        if s.worker.app != app {
+            debug!(session = %h, app = app.0, "a message about another app's session: ignored");
+            return None;
+        }
+        Some(s.side)
+    }
+
+    /// DISCONNECT or TERMINATE by the owner of a session.
+    pub(in crate::server) fn on_disconnect(
+        &mut self,
+        thread: u8,
+        m: SessionHandleMsg,
+        terminate: bool,
+    ) {
+        let h = SessionHandle(m.handle);
+        if self.owned_session(thread, h, m.client_index).is_none() {
+            return;
+        }
+        self.close_session(h, terminate, true);
+    }
+
+    /// DISCONNECTED_REPLY / RESET_REPLY: the passive side closes after being told (§9.4).
+    pub(in crate::server) fn on_close_reply(&mut self, thread: u8, m: SessionHandleReply) {
+        if m.retval != 0 {
+            debug!(
+                handle = m.handle,
+                retval = m.retval,
+                "close reply with an error: ignored"
+            );
+            return;
+        }
+        let h = SessionHandle(m.handle);
+        if self.owned_session(thread, h, m.context).is_none() {
+            return;
+        }
+        self.close_session(h, false, true);
+    }
+
+    /// Closes `h` for its app (§9.2). The peer, if any, is told DISCONNECTED — or RESET when
+    /// `terminate`, or when the closer left unread data, which the shell reports back
+    /// ([`Server::on_unread`]). `tell_closer`: the closer's app gets CLEANUP 0 and 1 (not when
+    /// it is detaching).
+    pub(in crate::server) fn close_session(
+        &mut self,
+        h: SessionHandle,
+        terminate: bool,
+        tell_closer: bool,
+    ) {
+        let Some(s) = self.sessions.session(h) else {
+            return;
+        };
+        let (pair_id, side) = (s.pair, s.side);
+        let Some(pair) = self.sessions.pairs.get_mut(&pair_id) else {
+            return;
+        };
+        let peer = pair.session(other(side));
+        let peer_told = peer
+            .and_then(|p| self.sessions.session(p))
+            .is_none_or(|p| p.state == SessionState::TransportClosing);
+        let Some(pair) = self.sessions.pairs.get_mut(&pair_id) else {
+            return;
+        };
+        if peer_told || terminate {
+            self.finish_close(pair_id, h, side, terminate, tell_closer);
+            return;
+        }
+        // RESET or DISCONNECTED depends on what the closer left in its rx fifo.
+        let Some(fifo) = pair.rx_fifo(side) else {
+            self.finish_close(pair_id, h, side, false, tell_closer);
+            return;
+        };
+        pair.closing = Some(PendingClose {
+            closer: h,
+            terminate: false,
+            tell_closer,
+        });
+        self.out.push(Action::ProbeUnread { session: h, fifo });
+    }
+
+    /// The shell's answer to [`Action::ProbeUnread`].
+    pub(in crate::server) fn on_unread(&mut self, h: SessionHandle, unread: bool) {
+        let Some(s) = self.sessions.session(h) else {
+            return;
+        };
+        let (pair_id, side) = (s.pair, s.side);
+        let Some(pending) = self
+            .sessions
+            .pairs
+            .get_mut(&pair_id)
+            .and_then(|p| p.closing.take())
+        else {
+            return;
+        };
+        if pending.closer != h {
+            return;
+        }
+        self.finish_close(
+            pair_id,
+            h,
+            side,
+            pending.terminate || unread,
+            pending.tell_closer,
+        );
+    }
+
+    fn finish_close(
+        &mut self,
+        pair_id: PairId,
+        h: SessionHandle,
+        side: Side,
+        reset: bool,
+        tell_closer: bool,
+    ) {
+        self.notify_peer_closed(pair_id, other(side), reset);
+        let Some(super::Slot::Session(s)) = self.sessions.remove(h) else {
+            return;
+        };
+        info!(session = %h, worker = %s.worker, reset, "session closed");
+        if tell_closer {
+            for cleanup_type in [CleanupType::TRANSPORT, CleanupType::SESSION] {
+                self.out.push(post(
+                    s.worker,
+                    CtrlMessage::Cleanup(Cleanup {
+                        handle: h.0,
+                        cleanup_type,
+                    }),
+                ));
+            }
+        }
+        if let Some(pair) = self.sessions.pairs.get_mut(&pair_id) {
+            match side {
+                Side::Server => pair.ss = None,
+                Side::Client => pair.cs = None,
+            }
+        }
+        self.release_side(pair_id, side);
+    }
+
+    /// Tells the session on `side` of the pair, if it lives and was not told yet, that its
+    /// peer closed (DISCONNECTED) or reset (RESET).
+    pub(in crate::server) fn notify_peer_closed(
+        &mut self,
+        pair_id: PairId,
+        side: Side,
+        reset: bool,
+    ) {
+        let Some(p) = self
+            .sessions
+            .pairs
+            .get(&pair_id)
+            .and_then(|pair| pair.session(side))
+        else {
+            return;
+        };
+        let Some(s) = self.sessions.session_mut(p) else {
+            return;
+        };
+        if s.state == SessionState::TransportClosing {
+            return;
+        }
+        let accepting = s.state == SessionState::Accepting;
+        s.state = SessionState::TransportClosing;
+        let worker = s.worker;
+        if accepting {
+            // S was never told of this session beyond ACCEPTED: nothing to disconnect yet;
+            // its ACCEPTED_REPLY will find it closing.
+            return;
+        }
+        let context = self
+            .worker_socket(worker)
+            .map_or(0, |s| s.api_client_handle());
+        let body = SessionHandleMsg {
+            client_index: 0,
+            context,
+            handle: p.0,
+        };
+        let msg = if reset {
+            CtrlMessage::Reset(body)
+        } else {
+            CtrlMessage::Disconnected(body)
+        };
+        self.out.push(post(worker, msg));
+    }
+
+    /// One side's session of a pair is gone: its shadows (C), its share of the ct segment, and,
+    /// with the last side, the fifos and the pair.
+    fn release_side(&mut self, pair_id: PairId, side: Side) {
+        let Some(pair) = self.sessions.pairs.get(&pair_id) else {
+            return;
+        };
+        if side == Side::Client
+            && let Some((segment, rx, tx)) = pair.shadows
+        {
+            self.out.push(Action::FreeShadows { segment, rx, tx });
+        }
+        let both_gone = pair.ss.is_none() && pair.cs.is_none();
+        let segment = pair.segment;
+        if let Some(id) = segment
+            && let Some(seg) = self.sessions.ct_segments.get_mut(&id)
+        {
+            match side {
+                Side::Server => seg.server_sessions = seg.server_sessions.saturating_sub(1),
+                Side::Client => seg.client_sessions = seg.client_sessions.saturating_sub(1),
+            }
+        }
+        if both_gone && let Some(pair) = self.sessions.pairs.remove(&pair_id) {
+            if let (Some(segment), Some((a, b))) = (pair.segment, pair.fifos) {
+                self.out.push(Action::FreeFifoPair { segment, a, b });
+            }
+            self.maybe_delete_ct_segment(&pair);
+        }
+    }
+
+    /// Gives back what a pair that never got a client session held.
+    pub(in crate::server) fn release_pair_resources(
+        &mut self,
+        pair: &Pair,
+        server: bool,
+        client: bool,
+    ) {
+        let Some(id) = pair.segment else {
+            return;
+        };
+        if let Some(seg) = self.sessions.ct_segments.get_mut(&id) {
+            if server {
+                seg.server_sessions = seg.server_sessions.saturating_sub(1);
+            }
+            if client {
+                seg.client_sessions = seg.client_sessions.saturating_sub(1);
+            }
+        }
+        if let Some((a, b)) = pair.fifos {
+            self.out.push(Action::FreeFifoPair { segment: id, a, b });
+        }
+        self.maybe_delete_ct_segment(pair);
+    }
+
+    /// §9.6: a segment one side of which has no session any more takes no new pair; when
+    /// neither side has one, it goes, with DEL_SEGMENT to C (if attached) and to S (if its
+    /// listener still listens).
+    fn maybe_delete_ct_segment(&mut self, pair: &Pair) {
+        let Some(id) = pair.segment else {
+            return;
+        };
+        let Some(seg) = self.sessions.ct_segments.get_mut(&id) else {
+            return;
+        };
+        if seg.server_sessions == 0 || seg.client_sessions == 0 {
+            seg.closed_to_new = true;
+        }
+        if seg.server_sessions > 0 || seg.client_sessions > 0 || !seg.waiting.is_empty() {
+            return;
+        }
+        let Some(seg) = self.sessions.ct_segments.remove(&id) else {
+            return;
+        };
+        for ids in self.sessions.contexts.values_mut() {
+            ids.retain(|x| *x != id);
+        }
+        self.sessions.contexts.retain(|_, v| !v.is_empty());
+        if self
+            .ready_worker_key(seg.client.app, seg.client.wrk)
+            .is_some()
+        {
+            self.out
+                .push(post(seg.client, del_segment(seg.client_handle)));
+        }
+        if self
+            .ready_worker_key(seg.server.app, seg.server.wrk)
+            .is_some()
+            && self.listener_sm_live(pair.listener, pair.listener_worker.segment_manager)
+        {
+            self.out.push(post(seg.server, del_segment(seg.handle)));
+        }
+        info!(segment = id.0, "ct segment deleted");
+        self.out.push(Action::FreeSegment(id));
+    }
+
+    /// A worker is going (APP_DETACH, worker delete, socket close): its listeners stop, its
+    /// sessions close without a word to it, their peers are told (§9.7).
+    pub(in crate::server) fn detach_sessions(&mut self, worker: WorkerKey) {
+        for l in self.listeners_of(worker) {
+            self.stop_listening(l, worker.wrk);
+        }
+        let mine: Vec<(PairId, Side, Option<SessionHandle>)> = self
+            .sessions
+            .pairs
+            .iter()
+            .flat_map(|(id, p)| {
+                let mut v = Vec::new();
+                if p.server == worker {
+                    v.push((*id, Side::Server, p.ss));
+                }
+                if p.client == worker {
+                    v.push((*id, Side::Client, p.cs));
+                }
+                v
+            })
+            .collect();
+        for (pair_id, side, session) in mine {
+            match session {
+                Some(h) => self.close_session(h, false, false),
+                // C is going before S replied: the pair fails when S answers, or now if S is
+                // the one going.
+                None if side == Side::Server => self.fail_pair(pair_id, super::retval::REFUSED),
+                None => {
+                    if let Some(p) = self.sessions.pairs.get_mut(&pair_id) {
+                        // No CONNECTED can be delivered any more.
+                        p.client_gone = true;
+                    }
+                }
+            }
+        }
+        self.sessions.forget_worker(worker);
+    }
+}
+
+fn other(side: Side) -> Side {
+    match side {
+        Side::Server => Side::Client,
+        Side::Client => Side::Server,
+    }
+}
+
+fn del_segment(handle: u64) -> CtrlMessage {
+    CtrlMessage::AppDelSegment(AppDelSegment {
+        client_index: 0,
+        context: 0,
+        segment_handle: handle,
+    })
+}

@@ -1,0 +1,230 @@
+//! The server mqs apps post into (`docs/sessions.md` §3.1, §3.3): one per server thread, in the
+//! VPP mqs segment, in mutex/condvar mode (apps attach them without an eventfd).
+//!
+//! Owns one waiter thread per mq and the consuming side. A waiter sleeps on the mq's shared
+//! condvar (an app broadcasts it when the queue goes from empty to non-empty), then wakes the
+//! epoll loop through an eventfd and waits until the loop has drained the mq: no thread spins,
+//! so an idle server with any number of apps uses no CPU, and a message is picked up as soon as
+//! its producer's broadcast lands. The epoll loop is the only consumer.
+//!
+//! Must never: let an app block the epoll loop (the waiter is what may block on an app-held
+//! mutex, and it has a bound), or hand the core anything but a decoded message of the types and
+//! directions the codec accepts.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use sapi_shm::mq::{MqConsumer, MqError, PthreadSignal};
+use sapi_shm::segment::Segment;
+use sapi_wire::ctrl::{CTRL_ELEMENT_SIZE, CtrlMessage, IoEvent};
+use sapi_wire::{Direction, Profile};
+use tracing::warn;
+
+/// How long a waiter sleeps before it looks at its stop flag again.
+const WAIT_SLICE: Duration = Duration::from_millis(200);
+/// How long a waiter waits for the loop to drain before it looks again.
+const ACK_BOUND: Duration = Duration::from_secs(1);
+
+/// What an app posted, decoded.
+#[derive(Debug)]
+pub enum Posted {
+    /// A control message (ring 1).
+    Ctrl(CtrlMessage),
+    /// An io event (ring 0).
+    Io(IoEvent),
+    /// An element the codec refused, with why.
+    Malformed(String),
+}
+
+/// One server mq's waiter and its two eventfds.
+struct Waiter {
+    /// Readable when the mq has messages: in the epoll loop's set.
+    wake: OwnedFd,
+    /// Written by the loop once it has drained the mq.
+    drained: Arc<OwnedFd>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The consuming side of every server mq.
+pub struct ServerMqs {
+    profile: Profile,
+    /// The loop's own mapping of the mqs segment (shared with the resources' one by fd).
+    segment: Segment,
+    offsets: Vec<u64>,
+    waiters: Vec<Waiter>,
+    stop: Arc<AtomicBool>,
+}
+
+fn eventfd() -> std::io::Result<OwnedFd> {
+    EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
+        .map(OwnedFd::from)
+        .map_err(std::io::Error::from)
+}
+
+impl ServerMqs {
+    /// Starts a waiter per mq of the mqs segment behind `fd`, at `offsets`.
+    pub fn start(fd: &OwnedFd, offsets: Vec<u64>, profile: Profile) -> std::io::Result<ServerMqs> {
+        let map = |fd: &OwnedFd| {
+            Segment::attach(fd.try_clone()?).map_err(|e| std::io::Error::other(e.to_string()))
+        };
+        let segment = map(fd)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut waiters = Vec::new();
+        for (thread, &offset) in offsets.iter().enumerate() {
+            let wake = eventfd()?;
+            let drained = Arc::new(eventfd()?);
+            let seg = map(fd)?;
+            let (wake_w, drained_r, stop_r) =
+                (wake.try_clone()?, Arc::clone(&drained), Arc::clone(&stop));
+            let handle = std::thread::Builder::new()
+                .name(format!("sapi-mq-{thread}"))
+                .spawn(move || wait_loop(seg, offset, wake_w, drained_r, stop_r))?;
+            waiters.push(Waiter {
+                wake,
+                drained,
+                thread: Some(handle),
+            });
+        }
+        Ok(ServerMqs {
+            profile,
+            segment,
+            offsets,
+            waiters,
+            stop,
+        })
+    }
+
+    /// The eventfd of thread `t`'s waiter, for the epoll set.
+    pub fn wake_fd(&self, t: usize) -> Option<&OwnedFd> {
+        self.waiters.get(t).map(|w| &w.wake)
+    }
+
+    /// Number of server mqs.
+    pub fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+
+    /// Takes everything queued in mq `t` (up to `max`), in queue order, and tells the waiter
+    /// when the mq is empty.
+    pub fn drain(&self, t: usize, max: usize) -> Vec<Posted> {
+        let mut out = Vec::new();
+        let Some(w) = self.waiters.get(t) else {
+            return out;
+        };
+        let mut counter = [0u8; 8];
+        let _ = nix::unistd::read(w.wake.as_fd(), &mut counter);
+        let Some(&offset) = self.offsets.get(t) else {
+            return out;
+        };
+        let consumer = PthreadSignal::new(&self.segment, offset)
+            .and_then(|sig| MqConsumer::attach(&self.segment, offset, sig));
+        let mut consumer = match consumer {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(thread = t, error = %e, "server mq unusable");
+                return out;
+            }
+        };
+        let mut buf = [0u8; CTRL_ELEMENT_SIZE];
+        let mut empty = false;
+        while out.len() < max {
+            match consumer.try_recv(&mut buf) {
+                Ok(d) => {
+                    let element = &buf[..d.len.min(buf.len())];
+                    out.push(if d.ring == 0 {
+                        IoEvent::decode(element, self.profile, Direction::AppToServer)
+                            .map_or_else(|e| Posted::Malformed(e.to_string()), Posted::Io)
+                    } else {
+                        CtrlMessage::decode(element, self.profile, Direction::AppToServer)
+                            .map_or_else(|e| Posted::Malformed(e.to_string()), Posted::Ctrl)
+                    });
+                }
+                Err(MqError::Empty) => {
+                    empty = true;
+                    break;
+                }
+                Err(e) => {
+                    warn!(thread = t, error = %e, "server mq corrupt: dropping what is left");
+                    empty = true;
+                    break;
+                }
+            }
+        }
+        if empty {
+            let _ = nix::unistd::write(w.drained.as_fd(), &1u64.to_ne_bytes());
+        } else {
+            // More than `max` waited: wake the loop again for the rest.
+            let _ = nix::unistd::write(w.wake.as_fd(), &1u64.to_ne_bytes());
+        }
+        out
+    }
+}
+
+impl Drop for ServerMqs {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for w in &mut self.waiters {
+            let _ = nix::unistd::write(w.drained.as_fd(), &1u64.to_ne_bytes());
+            if let Some(t) = w.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// A waiter: sleep until the mq has something, wake the loop, wait until it drained.
+fn wait_loop(
+    seg: Segment,
+    offset: u64,
+    wake: OwnedFd,
+    drained: Arc<OwnedFd>,
+    stop: Arc<AtomicBool>,
+) {
+    let consumer =
+        PthreadSignal::new(&seg, offset).and_then(|sig| MqConsumer::attach(&seg, offset, sig));
+    let consumer = match consumer {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(error = %e, "server mq waiter cannot attach its mq");
+            return;
+        }
+    };
+    while !stop.load(Ordering::SeqCst) {
+        match consumer.wait(Some(WAIT_SLICE)) {
+            Ok(()) => {}
+            Err(MqError::Timeout) => continue,
+            Err(e) => {
+                warn!(error = %e, "server mq wait failed");
+                // Do not spin on a broken mq: wait a slice on the stop/drained fd instead.
+                let _ = poll_in(drained.as_fd(), WAIT_SLICE);
+                continue;
+            }
+        }
+        let _ = nix::unistd::write(wake.as_fd(), &1u64.to_ne_bytes());
+        // Until the loop says the mq is empty (or a bound passes, then look again).
+        if poll_in(drained.as_fd(), ACK_BOUND) {
+            let mut counter = [0u8; 8];
+            let _ = nix::unistd::read(drained.as_fd(), &mut counter);
+        }
+    }
+}
+
+/// Waits up to `timeout` for `fd` to be readable.
+fn poll_in(fd: std::os::fd::BorrowedFd<'_>, timeout: Duration) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+    matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(n) if n > 0)
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLIN))
+}
