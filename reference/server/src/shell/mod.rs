@@ -35,6 +35,10 @@ use server_mqs::{Posted, ServerMqs};
 const DRAIN_BATCH: usize = 256;
 /// How soon messages waiting for room in an app mq are retried.
 const PENDING_RETRY: std::time::Duration = std::time::Duration::from_millis(1);
+/// How long the loop keeps polling the server mqs after the last message it found there.
+const POLL_WINDOW: std::time::Duration = std::time::Duration::from_millis(2);
+/// The pause between two polls inside the window (VPP's `poll-sleep-usec` is 100).
+const POLL_PAUSE: std::time::Duration = std::time::Duration::from_micros(20);
 
 /// Receive buffer: large enough for the second datagram of a cert-key add (≤ 20,000 bytes).
 const RECV_BUF: usize = 20 * 1024;
@@ -144,6 +148,8 @@ pub struct Shell {
     spare_fd: Option<OwnedFd>,
     /// The server mqs apps post into, and their waiters.
     server_mqs: ServerMqs,
+    /// Until when the loop polls the server mqs itself (messages came recently).
+    polling_until: Option<Instant>,
     /// Sockets an injected fault told the shell to stop watching but keep open (leaks on purpose).
     abandoned: Vec<OwnedFd>,
     profile: Profile,
@@ -241,6 +247,7 @@ impl Shell {
             stop,
             spare_fd: open_spare_fd(),
             server_mqs,
+            polling_until: None,
             abandoned: Vec::new(),
             profile: cfg.profile,
             faults: cfg.faults,
@@ -269,7 +276,12 @@ impl Shell {
     pub fn run(&mut self) -> Result<(), ServeError> {
         let mut events = vec![EpollEvent::empty(); 256];
         loop {
-            let timeout = self.next_timeout();
+            let polling = self.polling_until.is_some();
+            let timeout = if polling {
+                EpollTimeout::ZERO
+            } else {
+                self.next_timeout()
+            };
             let n = match self.epoll.wait(&mut events, timeout) {
                 Ok(n) => n,
                 Err(Errno::EINTR) => continue,
@@ -285,7 +297,9 @@ impl Shell {
                     TOKEN_ADMIN => self.on_admin_ready(),
                     TOKEN_LISTENER => self.on_listener_ready(NsIndex((token & 0xffff) as u16)),
                     TOKEN_CLIENT => self.on_client_ready(token_socket(token), ev.events()),
-                    TOKEN_SERVER_MQ => self.on_server_mq((token & 0xff) as usize),
+                    TOKEN_SERVER_MQ => {
+                        self.on_server_mq((token & 0xff) as usize);
+                    }
                     _ => {}
                 }
             }
@@ -294,7 +308,28 @@ impl Shell {
             if self.spare_fd.is_none() {
                 self.spare_fd = open_spare_fd();
             }
+            if polling && !self.poll_server_mqs() && n == 0 {
+                std::thread::sleep(POLL_PAUSE);
+            }
         }
+    }
+
+    /// Inside the polling window: drains every server mq; ends the window (the waiters take
+    /// over again) once it passed without a message. Returns whether anything came.
+    fn poll_server_mqs(&mut self) -> bool {
+        let mut any = false;
+        for t in 0..self.server_mqs.len() {
+            any |= self.on_server_mq(t);
+        }
+        if !any
+            && self
+                .polling_until
+                .is_some_and(|until| Instant::now() >= until)
+        {
+            self.polling_until = None;
+            self.server_mqs.release_waiters();
+        }
+        any
     }
 
     fn next_timeout(&self) -> EpollTimeout {
@@ -328,10 +363,19 @@ impl Shell {
         }
     }
 
-    /// Everything apps posted into server mq `t`, to the core in queue order.
-    fn on_server_mq(&mut self, t: usize) {
+    /// Everything apps posted into server mq `t`, to the core in queue order; opens (or
+    /// extends) the polling window when there was something. Returns whether there was.
+    fn on_server_mq(&mut self, t: usize) -> bool {
         let thread = t as u8;
-        for posted in self.server_mqs.drain(t, DRAIN_BATCH) {
+        let posted = self.server_mqs.drain(t, DRAIN_BATCH);
+        if !posted.is_empty() {
+            self.polling_until = Some(Instant::now() + POLL_WINDOW);
+        } else if self.polling_until.is_none() {
+            // A wake-up that found nothing (a message another pass took): sleep again.
+            self.server_mqs.release_waiters();
+        }
+        let any = !posted.is_empty();
+        for posted in posted {
             match posted {
                 Posted::Ctrl(msg) => self.feed(Input::AppCtrl { thread, msg }),
                 Posted::Io(event) => self.feed(Input::AppIo { thread, event }),
@@ -340,6 +384,7 @@ impl Shell {
                 }
             }
         }
+        any
     }
 
     /// Writes what waited for room in app mqs; an app mq found broken detaches its app.

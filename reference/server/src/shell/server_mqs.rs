@@ -3,9 +3,11 @@
 //!
 //! Owns one waiter thread per mq and the consuming side. A waiter sleeps on the mq's shared
 //! condvar (an app broadcasts it when the queue goes from empty to non-empty), then wakes the
-//! epoll loop through an eventfd and waits until the loop has drained the mq: no thread spins,
-//! so an idle server with any number of apps uses no CPU, and a message is picked up as soon as
-//! its producer's broadcast lands. The epoll loop is the only consumer.
+//! epoll loop through an eventfd and waits until the loop releases it: an idle server with any
+//! number of apps uses no CPU, and the first message is picked up as soon as its producer's
+//! broadcast lands. While messages keep coming the loop polls the mqs itself and keeps the
+//! waiters off the condvars, so a busy app's broadcasts wake nobody and cost it no system call
+//! (VPP's main loop polls too). The epoll loop is the only consumer.
 //!
 //! Must never: let an app block the epoll loop (the waiter is what may block on an app-held
 //! mutex, and it has a bound), or hand the core anything but a decoded message of the types and
@@ -113,15 +115,13 @@ impl ServerMqs {
         self.offsets.is_empty()
     }
 
-    /// Takes everything queued in mq `t` (up to `max`), in queue order, and tells the waiter
-    /// when the mq is empty.
+    /// Takes what is queued in mq `t` (up to `max`), in queue order.
     pub fn drain(&self, t: usize, max: usize) -> Vec<Posted> {
         let mut out = Vec::new();
-        let Some(w) = self.waiters.get(t) else {
-            return out;
-        };
-        let mut counter = [0u8; 8];
-        let _ = nix::unistd::read(w.wake.as_fd(), &mut counter);
+        if let Some(w) = self.waiters.get(t) {
+            let mut counter = [0u8; 8];
+            let _ = nix::unistd::read(w.wake.as_fd(), &mut counter);
+        }
         let Some(&offset) = self.offsets.get(t) else {
             return out;
         };
@@ -135,7 +135,6 @@ impl ServerMqs {
             }
         };
         let mut buf = [0u8; CTRL_ELEMENT_SIZE];
-        let mut empty = false;
         while out.len() < max {
             match consumer.try_recv(&mut buf) {
                 Ok(d) => {
@@ -148,24 +147,21 @@ impl ServerMqs {
                             .map_or_else(|e| Posted::Malformed(e.to_string()), Posted::Ctrl)
                     });
                 }
-                Err(MqError::Empty) => {
-                    empty = true;
-                    break;
-                }
+                Err(MqError::Empty) => break,
                 Err(e) => {
                     warn!(thread = t, error = %e, "server mq corrupt: dropping what is left");
-                    empty = true;
                     break;
                 }
             }
         }
-        if empty {
-            let _ = nix::unistd::write(w.drained.as_fd(), &1u64.to_ne_bytes());
-        } else {
-            // More than `max` waited: wake the loop again for the rest.
-            let _ = nix::unistd::write(w.wake.as_fd(), &1u64.to_ne_bytes());
-        }
         out
+    }
+
+    /// The loop stops polling: every waiter goes back to sleeping on its condvar.
+    pub fn release_waiters(&self) {
+        for w in &self.waiters {
+            let _ = nix::unistd::write(w.drained.as_fd(), &1u64.to_ne_bytes());
+        }
     }
 }
 
