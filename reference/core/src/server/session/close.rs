@@ -302,6 +302,13 @@ impl Server {
     /// A worker is going (APP_DETACH, worker delete, socket close): its listeners stop, its
     /// sessions close without a word to it, their peers are told (§9.7).
     pub(in crate::server) fn detach_sessions(&mut self, worker: WorkerKey) {
+        // Most workers never listen or connect: nothing to look through for them.
+        if self.sessions.pairs.is_empty()
+            && self.sessions.tables.values().all(|t| t.is_empty())
+            && self.sessions.global_workers.is_empty()
+        {
+            return;
+        }
         for l in self.listeners_of(worker) {
             self.stop_listening(l, worker.wrk);
         }
