@@ -245,5 +245,175 @@ fn mq_eventfd_batches() {
     });
 }
 
+/// How the model's reader takes up an RX (`docs/sessions.md` §8.4 step 2).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ReaderRule {
+    /// Drain, clear `has_event`, then look at the fifo again (VCL's rule).
+    DrainClearRecheck,
+    /// Drain and clear, without the second look: a write that lands between the drain and the
+    /// clear is announced to nobody (the server sees `has_event` still set and posts no RX).
+    DrainClearNoRecheck,
+}
+
+/// (f) the io-event relay of a cut-through pair (`docs/sessions.md` §8.2–§8.5): a writer app
+/// enqueues into fifo A and posts TX when its own `has_event` was clear; the server relays each
+/// TX with `sapi_shm::relay::relay_tx` and, at delivery, posts RX only if it could claim the
+/// reader's `has_event`; the reader takes data only when an RX comes. Every byte must reach
+/// the reader through RXs alone: a lost wake-up leaves bytes unread once the server has relayed
+/// everything the writer posted.
+/// The writer's fifo is small, so it also runs out of room: as VCL it asks for a dequeue
+/// notification (`want_deq_ntf`, carried to the reader by the next TX relay) and then waits with
+/// short timed waits that look at the free space again (§8.2 step 3 — the protocol does not
+/// promise the TX, VCL makes progress without it), modelled as yields; the reader's dequeue
+/// notifications and the server's `relay_rx` run meanwhile.
+fn relay_model(rule: ReaderRule) {
+    use loom::sync::mpsc::channel;
+    use sapi_shm::fifo::WANT_DEQ_NOTIF;
+    use sapi_shm::relay::{self, Signals};
+
+    const TOTAL: u32 = 6;
+    let mem = Arc::new(model_segment(1024));
+    let fs = FifoSegmentView::new(&*mem);
+    // Fifo A (data and the reader's signals) and the writer's shadow header (its signals).
+    let a = fifo::create(fs, 0, 4).expect("fifo A");
+    let shadow = fifo::create(fs, 0, 4).expect("shadow");
+    enum Ev {
+        Tx,
+        RxDeq,
+        /// The writer has written everything (and posted every TX it was going to).
+        WriterDone,
+        /// The reader is done: the server stops (loom's channels do not report the senders'
+        /// drop).
+        Stop,
+    }
+    enum ToReader {
+        Rx,
+        /// Everything the writer posted has been relayed: an RX the reader still waits for
+        /// was lost.
+        Done,
+    }
+    let (to_server, server_in) = channel::<Ev>();
+    let (to_reader, reader_in) = channel::<ToReader>();
+    let (to_writer, writer_in) = channel::<()>();
+
+    let m = mem.clone();
+    let reader_tx = to_server.clone();
+    let writer = loom::thread::spawn(move || {
+        let mut tx = FifoProducer::attach(&*m, a).expect("tx");
+        let sig = FifoProducer::attach(&*m, shadow).expect("shadow");
+        let mut sent = 0u32;
+        while sent < TOTAL {
+            let n = 3.min(TOTAL - sent);
+            let data: Vec<u8> = (sent..sent + n).map(byte).collect();
+            match tx.enqueue(&data) {
+                Ok(k) => {
+                    sent += k as u32;
+                    if sig.set_has_event().expect("has_event") {
+                        // The server may have stopped already: the reader found these bytes by
+                        // looking again after an earlier RX.
+                        let _ = to_server.send(Ev::Tx);
+                    }
+                }
+                Err(FifoError::Full) => {
+                    // §8.2 step 3: ask for a dequeue notification, then wait for room.
+                    sig.add_want_deq_ntf(WANT_DEQ_NOTIF).expect("want");
+                    while tx.free_space().expect("free") == 0 {
+                        let _ = writer_in.try_recv();
+                        loom::thread::yield_now();
+                    }
+                }
+                Err(e) => panic!("enqueue: {e}"),
+            }
+        }
+        let _ = to_server.send(Ev::WriterDone);
+        // Handed back so the dequeue notifications it did not need can be taken out.
+        writer_in
+    });
+
+    let m = mem.clone();
+    let server = loom::thread::spawn(move || {
+        let writer_sig = Signals::new(&*m, shadow);
+        let reader_sig = Signals::new(&*m, a);
+        while let Ok(ev) = server_in.recv() {
+            let out = match ev {
+                Ev::Stop => break,
+                Ev::WriterDone => {
+                    let _ = to_reader.send(ToReader::Done);
+                    continue;
+                }
+                Ev::Tx => relay::relay_tx(writer_sig, Some(reader_sig), || {
+                    Ok(fifo::occupancy(&*m, a)? == 0)
+                }),
+                Ev::RxDeq => relay::relay_rx(writer_sig, reader_sig, || {
+                    Ok(fifo::occupancy(&*m, a)? == fifo::size(&*m, a)?)
+                }),
+            }
+            .expect("relay");
+            if out.tx_to_writer {
+                let _ = to_writer.send(());
+            }
+            if out.rx_to_reader && reader_sig.claim_rx().expect("claim") {
+                let _ = to_reader.send(ToReader::Rx);
+            }
+        }
+        server_in
+    });
+
+    let mut rx = FifoConsumer::attach(&*mem, a).expect("rx");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8];
+    // Only an RX makes the reader look; once the server has relayed everything the writer
+    // posted, bytes still unread were announced to nobody.
+    while (got.len() as u32) < TOTAL {
+        if let ToReader::Done = reader_in.recv().expect("an RX or the end") {
+            break;
+        }
+        loop {
+            let n = match rx.dequeue(&mut buf) {
+                Ok(n) => n,
+                Err(FifoError::Empty) => 0,
+                Err(e) => panic!("dequeue: {e}"),
+            };
+            got.extend_from_slice(&buf[..n]);
+            if n > 0 && rx.needs_deq_ntf(n as u32).expect("ntf") {
+                rx.set_has_deq_ntf().expect("has_deq");
+                reader_tx.send(Ev::RxDeq).expect("server");
+            }
+            rx.clear_has_event().expect("clear");
+            if rule == ReaderRule::DrainClearNoRecheck || rx.is_empty().expect("empty") {
+                break;
+            }
+        }
+    }
+    reader_tx.send(Ev::Stop).expect("stop");
+    let writer_in = writer.join().expect("writer");
+    let server_in = server.join().expect("server");
+    // Loom fails a model that leaves messages in a channel: RXs for data already taken, TXs
+    // for room the writer found by looking.
+    while reader_in.try_recv().is_ok() {}
+    while writer_in.try_recv().is_ok() {}
+    while server_in.try_recv().is_ok() {}
+    let want: Vec<u8> = (0..TOTAL).map(byte).collect();
+    assert_eq!(got, want, "every byte, in order, announced by an RX");
+}
+
+/// (f) the relay with VCL's reader: no lost RX, no lost TX.
+#[test]
+fn relay_no_lost_wakeup() {
+    check("relay_no_lost_wakeup", || {
+        relay_model(ReaderRule::DrainClearRecheck)
+    });
+}
+
+/// (f, broken) a reader that clears `has_event` without looking at the fifo again: loom finds
+/// the interleaving where a write lands unannounced.
+#[test]
+#[should_panic]
+fn relay_reader_without_recheck_loses_a_wakeup() {
+    check("relay_reader_without_recheck_loses_a_wakeup", || {
+        relay_model(ReaderRule::DrainClearNoRecheck)
+    });
+}
+
 #[allow(dead_code)]
 fn assert_memory<M: Memory>(_: &M) {}

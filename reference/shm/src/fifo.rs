@@ -346,6 +346,23 @@ fn copy_chunks<M: Memory>(
     }
 }
 
+/// Bytes in the fifo at `f`, as a third party sees them (the server relaying io events for two
+/// apps: neither the producer nor the consumer). `head` is loaded with acquire first, then
+/// `tail`: the consumer released `head` after it had seen a `tail` at least as far, so the `tail`
+/// read after it is too — loaded the other way round (or `head` relaxed, as each side may for
+/// its own position) a bystander can see `head` past `tail`.
+pub fn occupancy<M: Memory>(mem: &M, f: u64) -> Result<u32, FifoError> {
+    let r = FifoRef::attach(mem, f)?;
+    let head = mem.atomic_u32(f + l::HEAD)?.load(Ordering::Acquire);
+    let tail = mem.atomic_u32(f + l::TAIL)?.load(Ordering::Acquire);
+    r.occupancy(head, tail)
+}
+
+/// The fifo's capacity, for [`occupancy`]'s callers.
+pub fn size<M: Memory>(mem: &M, f: u64) -> Result<u32, FifoError> {
+    Ok(FifoRef::attach(mem, f)?.size)
+}
+
 /// The producing (enqueueing) half of a fifo.
 #[derive(Debug)]
 pub struct FifoProducer<'m, M: Memory> {

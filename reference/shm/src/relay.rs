@@ -18,11 +18,20 @@ use crate::sync::{Atomic, Ordering, fence};
 
 /// The signal block (bytes 40..63) of one fifo header: `has_event`, `want_deq_ntf`,
 /// `has_deq_ntf`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Signals<'m, M: Memory> {
     mem: &'m M,
     header: u64,
 }
+
+// A reference and an offset: copyable whatever the memory is (derive would ask `M: Copy`).
+impl<M: Memory> Clone for Signals<'_, M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<M: Memory> Copy for Signals<'_, M> {}
 
 impl<'m, M: Memory> Signals<'m, M> {
     /// The signals of the fifo header at `header`.

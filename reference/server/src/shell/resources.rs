@@ -15,7 +15,7 @@ use sapi_core::{
     FdRef, FifoRef, InjectedFault, InjectedFaults, Relay, ResourceError, SegmentId, SegmentSpec,
     WorkerKey, WorkerResources, WorkerResourcesReady,
 };
-use sapi_shm::fifo::{self, FifoConsumer, FifoProducer};
+use sapi_shm::fifo;
 use sapi_shm::mq::{self, EventFdSignal, MqError, MqProducer, MqSpec, PthreadSignal};
 use sapi_shm::relay::{self, Signals};
 use sapi_shm::segment::{self, Segment, SegmentLayout};
@@ -330,9 +330,8 @@ impl Resources {
     pub fn unread(&self, f: FifoRef) -> bool {
         self.segments
             .get(&f.segment)
-            .and_then(|s| FifoConsumer::attach(s, f.offset).ok())
-            .and_then(|c| c.is_empty().ok())
-            .is_some_and(|empty| !empty)
+            .and_then(|s| fifo::occupancy(s, f.offset).ok())
+            .is_some_and(|n| n > 0)
     }
 
     /// §8.3: relays a writer's TX over the pair's signal words and queues the notifications.
@@ -348,7 +347,7 @@ impl Resources {
             let writer = Signals::new(ws, r.writer_signals.offset);
             let reader = r.reader.map(|_| Signals::new(rs, r.reader_signals.offset));
             relay::relay_tx(writer, reader, || {
-                FifoConsumer::attach(ds, r.data.offset)?.is_empty()
+                Ok(fifo::occupancy(ds, r.data.offset)? == 0)
             })
         };
         let outcome = match outcome {
@@ -390,7 +389,7 @@ impl Resources {
             relay::relay_rx(
                 Signals::new(ws, r.writer_signals.offset),
                 Signals::new(rs, r.reader_signals.offset),
-                || Ok(FifoProducer::attach(ds, r.data.offset)?.free_space()? == 0),
+                || Ok(fifo::occupancy(ds, r.data.offset)? == fifo::size(ds, r.data.offset)?),
             )
         };
         match outcome {
