@@ -11,6 +11,8 @@
 //! * [`sockdiag`] — which server-side socket is the peer of a socket of ours, asked of
 //!   `NETLINK_SOCK_DIAG`.
 //! * [`client`] — a SAPI client over real `SOCK_SEQPACKET` sockets with `SCM_RIGHTS`.
+//! * [`session`] — the session client: server mqs, the app mq, fifos and messages of
+//!   `docs/sessions.md`, in raw shared memory, with the suite's own code.
 //! * [`target`] — the server under test: the embedded reference (a child process), a socket
 //!   path or an abstract name; its pid, triggers and restart.
 //! * [`scenarios`] — the checks, one module per area, each with a stable name and spec section.
@@ -26,6 +28,7 @@ pub mod fds;
 pub mod report;
 pub mod runner;
 pub mod scenarios;
+pub mod session;
 pub mod shm;
 pub mod sockdiag;
 pub mod target;

@@ -157,6 +157,12 @@ impl Mapping {
         self.len == 0
     }
 
+    /// The first byte of the mapping, for [`crate::session::mem`], which bounds-checks every
+    /// access it makes through it.
+    pub(crate) fn base_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
     /// Copies `N` bytes at `offset`, or names `field` in the error if they are not all mapped.
     pub fn read<const N: usize>(&self, offset: u64, field: &str) -> Result<[u8; N], ShmError> {
         let oob = || ShmError::OutOfBounds {

@@ -153,6 +153,8 @@ pub enum ScenarioError {
     Setup(String),
     #[error("skipped: {0}")]
     Skip(String),
+    #[error(transparent)]
+    Session(#[from] crate::session::SessionError),
 }
 
 /// Expected-vs-observed evidence collected by a scenario.
