@@ -3,8 +3,15 @@
 //! connect|sent|reply` prints one [`HoldLine`] on stdout, naming the app and what the child
 //! holds by inode, and then blocks until killed).
 //!
-//! Uses only the suite's own [`crate::client`], [`crate::wire`], [`crate::shm`] and
-//! [`crate::fds`]. Must never read a reply it was told to hold before reading (`sent` only peeks).
+//! `client session --role listen|connect --port P` is the crash-test child of the
+//! `session.crash.*` scenarios: an app of the suite's own session client ([`crate::session`])
+//! that listens on (or connects to) 127.0.0.1:P, prints `READY` once it can be connected to (or
+//! has attached), accepts (or waits for CONNECTED), writes 32 KiB into its tx fifo with its TX
+//! event, prints a [`HoldLine`] naming its app and the ct segment's memfd inode, and blocks until
+//! killed.
+//!
+//! Uses only the suite's own [`crate::client`], [`crate::wire`], [`crate::shm`],
+//! [`crate::session`] and [`crate::fds`]. Must never read a reply it was told to hold before reading (`sent` only peeks).
 
 use std::fmt;
 use std::io::Write;
@@ -56,6 +63,8 @@ pub enum DebugClientError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Protocol(String),
+    #[error(transparent)]
+    Session(#[from] crate::session::SessionError),
 }
 
 /// What a crash-test child holds when it stops: `HOLD app=N socks=INO,… segs=INO,… evs=ID,…`.
@@ -335,6 +344,109 @@ pub fn show_segments(opts: &ClientOpts, out: &mut impl Write) -> Result<(), Debu
         }
     }
     Ok(())
+}
+
+/// Which side of a session the child plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SessionRole {
+    /// Listen on 127.0.0.1:P and accept one connection.
+    Listen,
+    /// Connect to 127.0.0.1:P.
+    Connect,
+}
+
+/// `client session`: one session with data in flight, then hold until killed.
+pub fn session(
+    opts: &ClientOpts,
+    role: SessionRole,
+    port: u16,
+    out: &mut impl Write,
+) -> Result<(), DebugClientError> {
+    use crate::session::msg::{self, AcceptedReply, Connect, Ctrl, Listen};
+    use crate::session::{App, AppOptions};
+    let mut app = App::attach(
+        &opts.target,
+        &opts.name,
+        AppOptions::default(),
+        opts.timeout,
+    )?;
+    let client_index = app.api_client_handle();
+    let proto = |e: String| DebugClientError::Protocol(e);
+    let (end, ct) = match role {
+        SessionRole::Listen => {
+            app.post(
+                app.ctrl_mq(),
+                &Listen {
+                    client_index,
+                    context: 1,
+                    wrk_index: 0,
+                    port,
+                    proto: msg::PROTO_TCP,
+                    is_ip4: 1,
+                    ip: msg::ip4([127, 0, 0, 1]),
+                    flags: 0,
+                },
+            )?;
+            match app.expect_ctrl(msg::ty::BOUND)?.0 {
+                Ctrl::Bound(b) if b.retval == 0 => {}
+                other => return Err(proto(format!("LISTEN answered {other:?}"))),
+            }
+            writeln!(out, "READY")?;
+            out.flush()?;
+            let a = match app.expect_ctrl(msg::ty::ACCEPTED)?.0 {
+                Ctrl::Accepted(a) => a,
+                other => return Err(proto(format!("expected ACCEPTED, got {other:?}"))),
+            };
+            app.post(
+                a.mq_index,
+                &AcceptedReply {
+                    context: a.context,
+                    retval: 0,
+                    handle: a.handle,
+                    app_session_index: 1,
+                },
+            )?;
+            (app.server_end(&a, 1)?, a.segment_handle)
+        }
+        SessionRole::Connect => {
+            writeln!(out, "READY")?;
+            out.flush()?;
+            app.post(
+                app.ctrl_mq(),
+                &Connect {
+                    client_index,
+                    context: 1,
+                    wrk_index: 0,
+                    port,
+                    proto: msg::PROTO_TCP,
+                    is_ip4: 1,
+                    ip: msg::ip4([127, 0, 0, 1]),
+                    flags: msg::CFG_F_CONNECTED,
+                },
+            )?;
+            let m = match app.expect_ctrl(msg::ty::CONNECTED)?.0 {
+                Ctrl::Connected(m) if m.retval == 0 => m,
+                other => return Err(proto(format!("CONNECT answered {other:?}"))),
+            };
+            (app.client_end(&m, 1)?, m.ct_segment_handle)
+        }
+    };
+    let mut end = end;
+    let (n, _) = end.send(&app, &[0x5au8; 32 << 10])?;
+    if n != 32 << 10 {
+        return Err(proto(format!("wrote {n} of 32768 bytes")));
+    }
+    let held = HoldLine {
+        app: Some(app.reply.app_index),
+        socks: vec![socket_inode(&app.conn)?],
+        segs: app
+            .segments
+            .get(&ct)
+            .map(|s| vec![s.shm.inode])
+            .unwrap_or_default(),
+        evs: vec![],
+    };
+    hold(out, &held)
 }
 
 #[cfg(test)]

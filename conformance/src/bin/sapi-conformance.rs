@@ -13,7 +13,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use sapi_conformance::client::Endpoint;
-use sapi_conformance::debug_client::{self, ClientOpts, HoldPoint};
+use sapi_conformance::debug_client::{self, ClientOpts, HoldPoint, SessionRole};
 use sapi_conformance::report::{human, junit};
 use sapi_conformance::runner::{self, RunConfig};
 use sapi_conformance::scenarios;
@@ -154,6 +154,16 @@ enum ClientCmd {
         #[command(flatten)]
         c: ClientArgs,
     },
+    /// Attach with local scope, listen on or connect to 127.0.0.1:PORT, put 32 KiB in flight,
+    /// print a HOLD line and block until killed (the session crash-test child).
+    Session {
+        #[command(flatten)]
+        c: ClientArgs,
+        #[arg(long, value_enum)]
+        role: SessionRole,
+        #[arg(long)]
+        port: u16,
+    },
 }
 
 fn opts(c: &ClientArgs) -> ClientOpts {
@@ -182,6 +192,9 @@ fn main() -> ExitCode {
                 } => debug_client::attach(&opts(&c), hold_after, workers, &mut out),
                 ClientCmd::Worker { c, app } => debug_client::worker(&opts(&c), app, &mut out),
                 ClientCmd::ShowSegments { c } => debug_client::show_segments(&opts(&c), &mut out),
+                ClientCmd::Session { c, role, port } => {
+                    debug_client::session(&opts(&c), role, port, &mut out)
+                }
             };
             match r {
                 Ok(()) => ExitCode::SUCCESS,

@@ -27,6 +27,7 @@ pub mod malformed;
 pub mod namespace;
 pub mod owned;
 pub mod robustness;
+pub mod session;
 pub mod transport;
 pub mod worker;
 
@@ -93,6 +94,7 @@ pub fn all() -> Vec<Scenario> {
     v.extend(detach::scenarios());
     v.extend(load::scenarios());
     v.extend(hygiene::scenarios());
+    v.extend(session::scenarios());
     // Last: on a server that leaks them, its closed sockets keep its main loop busy from here on.
     v.extend(robustness::scenarios());
     v
@@ -156,6 +158,21 @@ pub enum ScenarioError {
     #[error(transparent)]
     Session(#[from] crate::session::SessionError),
 }
+
+macro_rules! session_errors {
+    ($($t:ty),*) => {$(
+        impl From<$t> for ScenarioError {
+            fn from(e: $t) -> Self {
+                ScenarioError::Session(e.into())
+            }
+        }
+    )*};
+}
+session_errors!(
+    crate::session::mem::MemError,
+    crate::session::fifo::FifoError,
+    crate::session::mq::MqError
+);
 
 /// Expected-vs-observed evidence collected by a scenario.
 #[derive(Debug, Default)]
