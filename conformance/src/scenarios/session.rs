@@ -1150,20 +1150,20 @@ fn stream_64mib(ctx: &Ctx, c: &mut Check) -> Outcome {
     let started = Instant::now();
     while got[0] < TOTAL || got[1] < TOTAL {
         let mut progress = false;
-        for dir in 0..2 {
-            if sent[dir] >= TOTAL {
+        for (dir, done) in sent.iter_mut().enumerate() {
+            if *done >= TOTAL {
                 continue;
             }
-            let k = ((TOTAL - sent[dir]) as usize).min(buf.len());
+            let k = ((TOTAL - *done) as usize).min(buf.len());
             for (i, b) in buf[..k].iter_mut().enumerate() {
-                *b = stream_byte(dir as u64, sent[dir] + i as u64);
+                *b = stream_byte(dir as u64, *done + i as u64);
             }
             let (n, _) = if dir == 0 {
                 p.c_end.send(&p.c, &buf[..k])?
             } else {
                 p.s_end.send(&p.s, &buf[..k])?
             };
-            sent[dir] += n as u64;
+            *done += n as u64;
             progress |= n > 0;
         }
         for (dir, (app, asi)) in [(&mut p.s, S_ASI), (&mut p.c, C_CTX)]
