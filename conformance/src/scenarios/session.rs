@@ -5,8 +5,10 @@
 //! The apps are [`crate::session::App`]s: raw shared memory, the suite's own code. Each scenario
 //! listens on a port of its own ([`port`]), so scenarios run side by side in one namespace.
 //! Where a statement says something does *not* happen, the app that would have been told makes a
-//! round trip through the ctrl mq first ([`App::fence`]): everything the server did for that app
-//! before the round trip is in its mq before the reply. Every scenario also reports what broke a
+//! round trip first: through the session's own mq ([`App::fence_session`], TRANSPORT_ATTR) when
+//! the cause was posted there, else through the ctrl mq ([`App::fence`], an UNLISTEN of a handle
+//! nobody has), after something that shows the cause was handled. Everything the server did for
+//! that app before the round trip is in its mq before the reply. Every scenario also reports what broke a
 //! rule of every message (`postponed` = 0, SEND_FDS before ADD_SEGMENT, sessions §3.2, §3.6).
 //!
 //! Values that are VPP's choices (segment sizes and names, fifo offsets, handle values) are not
@@ -956,13 +958,10 @@ fn accept_wrong_context(ctx: &Ctx, c: &mut Check) -> Outcome {
     connect(&cl, LOOPBACK, p, PROTO_TCP, C_CTX)?;
     let (a, _) = expect_accepted(&mut s)?;
     accept_reply(&s, &a, a.context ^ 0x00ff_0f0f, 0)?;
-    if a.mq_index != cl.ctrl_mq() {
-        c.note(format!(
-            "the session's mq {} is not the ctrl mq {}: the fence does not order the reply",
-            a.mq_index,
-            cl.ctrl_mq()
-        ));
-    }
+    // S's round trip through the session's mq shows the reply handled; C's through the ctrl
+    // mq, made after it, shows C everything the server queued for it meanwhile.
+    let se = s.server_end(&a, S_ASI)?;
+    s.fence_session(&se)?;
     let seen = cl.fence()?;
     let connected: Vec<Event> = seen
         .iter()
@@ -1018,7 +1017,7 @@ fn rx_once(ctx: &Ctx, c: &mut Check) -> Outcome {
     p.c_end.write_only(&data)?;
     p.c_end.tx.signals.set_event()?;
     p.c.post_io(p.c_end.mq_index, ty::TX, p.c_end.vpp_index())?;
-    let more = p.s.fence()?;
+    let more = p.s.fence_session(&p.s_end)?;
     let rx: Vec<Event> = more.into_iter().filter(|e| e.io().is_some()).collect();
     c.that(
         rx.is_empty(),
@@ -1486,8 +1485,8 @@ fn shutdown_silent(ctx: &Ctx, c: &mut Check) -> Outcome {
     let mut p = pair(ctx, PROTO_TCP)?;
     close(&p.c, &p.c_end, ty::SHUTDOWN)?;
     close(&p.s, &p.s_end, ty::SHUTDOWN)?;
-    let cs = p.c.fence()?;
-    let ss = p.s.fence()?;
+    let cs = p.c.fence_session(&p.c_end)?;
+    let ss = p.s.fence_session(&p.s_end)?;
     c.that(
         cs.is_empty() && ss.is_empty(),
         format!(
@@ -1544,7 +1543,7 @@ fn unlisten(ctx: &Ctx, c: &mut Check) -> Outcome {
             client_index: p.s.api_client_handle(),
             context: 0x78,
             wrk_index: 0,
-            handle: p.bound.handle ^ 0x0000_0bad_0000_0000,
+            handle: crate::session::app::FENCE_HANDLE - 1,
         },
     )?;
     let (r, _) = p.s.expect_ctrl(ty::UNLISTEN_REPLY)?;

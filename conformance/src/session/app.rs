@@ -447,6 +447,28 @@ impl App {
         Ok(before)
     }
 
+    /// A round trip through a session's own mq (`end.mq_index`): TRANSPORT_ATTR for the
+    /// session, answered by TRANSPORT_ATTR_REPLY to this app (sessions §5.18). Every message
+    /// posted into that mq before it has been handled by the time the reply comes, and what the
+    /// server told this app meanwhile is in its mq before the reply. Returns those messages.
+    pub fn fence_session(&mut self, end: &End) -> Result<Vec<Event>, SessionError> {
+        let handle = end.handle;
+        self.post(
+            end.mq_index,
+            &msg::TransportAttr {
+                client_index: self.api_client_handle(),
+                handle,
+                attr_type: 0,
+                is_get: 1,
+            },
+        )?;
+        let (_, before) = self.expect(
+            "TRANSPORT_ATTR_REPLY to the session fence",
+            |e| matches!(e.ctrl(), Some(Ctrl::TransportAttrReply(r)) if r.handle == handle),
+        )?;
+        Ok(before)
+    }
+
     /// The segment a handle names: the first segment, or one an ADD_SEGMENT announced.
     pub fn segment(&self, handle: u64, what: &'static str) -> Result<Arc<Shm>, SessionError> {
         if handle == self.reply.segment_handle {
@@ -515,8 +537,10 @@ impl App {
     }
 }
 
-/// A listener handle no server hands out (thread 0xdead), for the fence.
-pub const FENCE_HANDLE: u64 = 0x0000_dead_0000_beef;
+/// A listener handle no server hands out, for the fence: thread 0 (which every server has, so
+/// a server that indexes its threads by the handle stays in bounds) and a session index far
+/// past any pool this suite fills.
+pub const FENCE_HANDLE: u64 = 0x00ff_beef;
 
 /// Every server mq of the mqs segment (`docs/shm.md` §3.6): `n_mqs` of equal size from
 /// `start_byte_index`. The ctrl mq must be one of them, at index `vpp_ctrl_mq_thread`.

@@ -34,6 +34,8 @@ pub mod ty {
     pub const ADD_SEGMENT: u8 = 28;
     pub const DEL_SEGMENT: u8 = 29;
     pub const CLEANUP: u8 = 31;
+    pub const TRANSPORT_ATTR: u8 = 33;
+    pub const TRANSPORT_ATTR_REPLY: u8 = 34;
     pub const TERMINATE: u8 = 38;
 
     /// The name of a type byte, for evidence.
@@ -60,6 +62,8 @@ pub mod ty {
             ADD_SEGMENT => "ADD_SEGMENT",
             DEL_SEGMENT => "DEL_SEGMENT",
             CLEANUP => "CLEANUP",
+            TRANSPORT_ATTR => "TRANSPORT_ATTR",
+            TRANSPORT_ATTR_REPLY => "TRANSPORT_ATTR_REPLY",
             TERMINATE => "TERMINATE",
             _ => "other",
         }
@@ -334,6 +338,52 @@ pub fn app_detach(client_index: u32) -> (u8, Vec<u8>) {
     (ty::APP_DETACH, body(8, &[(0, &client_index.to_le_bytes())]))
 }
 
+/// TRANSPORT_ATTR (33), 53 bytes (§5.18): a get of attribute type `attr_type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransportAttr {
+    pub client_index: u32,
+    pub handle: u64,
+    pub attr_type: u8,
+    pub is_get: u8,
+}
+
+impl AppMsg for TransportAttr {
+    const TYPE: u8 = ty::TRANSPORT_ATTR;
+    fn body(&self) -> Vec<u8> {
+        body(
+            53,
+            &[
+                (0, &self.client_index.to_le_bytes()),
+                (4, &self.handle.to_le_bytes()),
+                (12, &[self.attr_type]),
+                (52, &[self.is_get]),
+            ],
+        )
+    }
+}
+
+/// TRANSPORT_ATTR_REPLY (34), 53 bytes (§5.18).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransportAttrReply {
+    pub retval: i32,
+    pub handle: u64,
+    pub is_get: u8,
+}
+
+impl TransportAttrReply {
+    pub fn parse(b: &[u8]) -> Result<Self, MsgError> {
+        let d = Body {
+            msg: "TRANSPORT_ATTR_REPLY",
+            b,
+        };
+        Ok(TransportAttrReply {
+            retval: d.i32("retval", 0)?,
+            handle: d.u64("handle", 4)?,
+            is_get: d.u8("is_get", 52)?,
+        })
+    }
+}
+
 /// BOUND (9), 79 bytes (§5.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Bound {
@@ -575,6 +625,7 @@ pub enum Ctrl {
     Cleanup(Cleanup),
     AddSegment(AddSegment),
     DelSegment(DelSegment),
+    TransportAttrReply(TransportAttrReply),
     /// A type this client does not expect from a server.
     Other(u8),
 }
@@ -592,6 +643,7 @@ impl Ctrl {
             ty::CLEANUP => Ctrl::Cleanup(Cleanup::parse(b)?),
             ty::ADD_SEGMENT => Ctrl::AddSegment(AddSegment::parse(b)?),
             ty::DEL_SEGMENT => Ctrl::DelSegment(DelSegment::parse(b)?),
+            ty::TRANSPORT_ATTR_REPLY => Ctrl::TransportAttrReply(TransportAttrReply::parse(b)?),
             other => Ctrl::Other(other),
         })
     }
@@ -828,6 +880,34 @@ mod tests {
                 postponed: 0,
                 session_index: 4
             })
+        );
+    }
+
+    #[test]
+    fn transport_attr_is_53_bytes_and_its_reply_decodes() {
+        let b = TransportAttr {
+            client_index: 1,
+            handle: 0x0002_0000_0005,
+            attr_type: 0,
+            is_get: 1,
+        }
+        .body();
+        assert_eq!(b.len(), 53);
+        assert_eq!(
+            (&b[4..12], b[52]),
+            (&0x0002_0000_0005u64.to_le_bytes()[..], 1)
+        );
+        let mut r = vec![0u8; 53];
+        r[..4].copy_from_slice(&(-1i32).to_le_bytes());
+        r[4..12].copy_from_slice(&5u64.to_le_bytes());
+        r[52] = 1;
+        assert_eq!(
+            Ctrl::parse(ty::TRANSPORT_ATTR_REPLY, &r),
+            Ok(Ctrl::TransportAttrReply(TransportAttrReply {
+                retval: -1,
+                handle: 5,
+                is_get: 1
+            }))
         );
     }
 
