@@ -450,6 +450,50 @@ fn rejected_accept_refuses_c_silently_for_s_and_frees_the_segment() {
     assert_eq!(w.core.counts().pairs, 0);
 }
 
+#[test]
+fn s_going_before_its_accepted_reply_is_read_refuses_c() {
+    // S posts ACCEPTED_REPLY and closes its socket at once; the server sees the close first.
+    let mut w = World::new(0);
+    let s = w.local_app();
+    let c = w.local_app();
+    w.listen(s.0, s.1, [127, 0, 0, 1], 1234);
+    w.connect(c, [127, 0, 0, 1], 1234, 42);
+    let CtrlMessage::Accepted(acc) = w.take(s.0).pop().expect("accepted") else {
+        panic!()
+    };
+    w.take(c.0);
+    w.post(
+        0,
+        CtrlMessage::AppDetach(AppDetach {
+            client_index: s.1.api_client_handle(),
+            context: 0,
+        }),
+    );
+    w.post(
+        0,
+        CtrlMessage::AcceptedReply(AcceptedReply {
+            context: acc.context,
+            retval: 0,
+            handle: acc.handle,
+            app_session_index: 9,
+        }),
+    );
+    let to_c = w.take(c.0);
+    assert!(
+        matches!(to_c.first(), Some(CtrlMessage::Connected(m)) if m.retval == -2 && m.context == 42),
+        "C is refused, not left waiting: {to_c:?}"
+    );
+    assert!(
+        to_c[1..]
+            .iter()
+            .all(|m| matches!(m, CtrlMessage::AppDelSegment(_))),
+        "{to_c:?}"
+    );
+    assert!(w.take(s.0).is_empty(), "nothing to the detached S");
+    assert_eq!(w.core.counts().pairs, 0);
+    assert_eq!(w.core.counts().ct_segments, 0, "the ct segment went");
+}
+
 #[rstest]
 #[case::wrong_context(1, 0)]
 #[case::another_thread(0, 1)]

@@ -312,28 +312,31 @@ impl Server {
         for l in self.listeners_of(worker) {
             self.stop_listening(l, worker.wrk);
         }
-        let mine: Vec<(PairId, Side, Option<SessionHandle>)> = self
+        let mine: Vec<(PairId, Side, Option<SessionHandle>, bool)> = self
             .sessions
             .pairs
             .iter()
             .flat_map(|(id, p)| {
+                let connected = p.cs.is_some();
                 let mut v = Vec::new();
                 if p.server == worker {
-                    v.push((*id, Side::Server, p.ss));
+                    v.push((*id, Side::Server, p.ss, connected));
                 }
                 if p.client == worker {
-                    v.push((*id, Side::Client, p.cs));
+                    v.push((*id, Side::Client, p.cs, connected));
                 }
                 v
             })
             .collect();
-        for (pair_id, side, session) in mine {
-            match session {
-                Some(h) => self.close_session(h, false, false),
-                // C is going before S replied: the pair fails when S answers, or now if S is
-                // the one going.
-                None if side == Side::Server => self.fail_pair(pair_id, super::retval::REFUSED),
-                None => {
+        for (pair_id, side, session, connected) in mine {
+            match (side, session) {
+                // S is going before C got its CONNECTED — S may even have posted an
+                // ACCEPTED_REPLY this server has not read yet: C is refused (§7.6), not left
+                // waiting for a CONNECTED that nothing will send.
+                (Side::Server, _) if !connected => self.fail_pair(pair_id, super::retval::REFUSED),
+                (_, Some(h)) => self.close_session(h, false, false),
+                // C is going before S replied: S's session ends when S answers.
+                (_, None) => {
                     if let Some(p) = self.sessions.pairs.get_mut(&pair_id) {
                         // No CONNECTED can be delivered any more.
                         p.client_gone = true;
