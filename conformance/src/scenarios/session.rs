@@ -206,6 +206,20 @@ pub fn scenarios() -> Vec<Scenario> {
             udp_connected,
         ),
         Scenario::new(
+            "session.detach.server_after_accept_reply",
+            "sessions §7.6, §9.7; vpp-26.10 §9.9",
+            "S closes its socket right after posting ACCEPTED_REPLY: C gets a refused CONNECTED, or CONNECTED then DISCONNECTED or RESET; the server keeps serving",
+            |ctx, c| vanish_after_accept_reply(ctx, c, Role::Listen),
+        )
+        .exclusive(),
+        Scenario::new(
+            "session.detach.client_after_accept_reply",
+            "sessions §7.6, §9.7",
+            "C closes its socket while S's ACCEPTED_REPLY is on its way: S's session ends with DISCONNECTED or RESET; the server keeps serving",
+            |ctx, c| vanish_after_accept_reply(ctx, c, Role::Connect),
+        )
+        .exclusive(),
+        Scenario::new(
             "session.crash.client_killed",
             "sessions §9.7, §9.6, §9.3; protocol §8.5",
             "SIGKILL of C mid-stream with data unread in its rx fifo: S gets RESET, then CLEANUP and DEL_SEGMENT; the server lets the ct memfd go",
@@ -794,6 +808,8 @@ fn fifo_headers(ctx: &Ctx, c: &mut Check) -> Outcome {
         }
     }
     accept_reply(&s, &a, a.context, 0)?;
+    let mut cl = cl;
+    expect_connected(&mut cl, C_CTX)?;
     finish(c, &[&s, &cl]);
     Ok(())
 }
@@ -1781,6 +1797,46 @@ fn udp_connected(ctx: &Ctx, c: &mut Check) -> Outcome {
         format!("C read {} bytes, not S's datagram", got.len()),
     );
     finish(c, &[&p.s, &p.c]);
+    Ok(())
+}
+
+/// One app closes its socket while S's ACCEPTED_REPLY may still sit in the server mq: the
+/// server must settle the half-open pair either way round and keep serving (VPP 26.10 takes the
+/// reply of an app it already freed and crashes: `docs/vpp-26.10.md` §9.9).
+fn vanish_after_accept_reply(ctx: &Ctx, c: &mut Check, goes: Role) -> Outcome {
+    head_only(ctx)?;
+    let mut s = app(ctx, "s")?;
+    let mut cl = app(ctx, "c")?;
+    let p = port();
+    listen_ok(&mut s, LOOPBACK, p, PROTO_TCP)?;
+    connect(&cl, LOOPBACK, p, PROTO_TCP, C_CTX)?;
+    let (a, _) = expect_accepted(&mut s)?;
+    accept_reply(&s, &a, a.context, 0)?;
+    match goes {
+        Role::Listen => {
+            drop(s);
+            let (m, _) = expect_connected(&mut cl, C_CTX)?;
+            if m.retval == 0 {
+                let (ev, _) = expect_close_notice(&mut cl, m.handle)?;
+                c.note(format!("C: CONNECTED, then {ev}"));
+            } else {
+                c.note(format!("C: CONNECTED retval {}", m.retval));
+            }
+            finish(c, &[&cl]);
+        }
+        Role::Connect => {
+            drop(cl);
+            let (ev, _) = expect_close_notice(&mut s, a.handle)?;
+            c.note(format!("S: {ev}"));
+            finish(c, &[&s]);
+        }
+    }
+    if let Err(why) = ctx.target.check_alive() {
+        c.fail(format!("the target stopped serving: {why}"));
+        return Ok(());
+    }
+    let mut again = app(ctx, "again")?;
+    listen_ok(&mut again, LOOPBACK, port(), PROTO_TCP)?;
     Ok(())
 }
 
