@@ -21,7 +21,7 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::client::{Conn, Endpoint, wait_readable};
+use crate::client::{ClientError, Conn, Endpoint, wait_readable};
 use crate::wire::{AttachRequest, Profile};
 
 /// How to reach (and possibly start) the target.
@@ -103,6 +103,11 @@ pub struct Target {
     embedded: Mutex<Option<Embedded>>,
     /// The server's pid as first seen since the last (re)start.
     pid_seen: Mutex<Option<u32>>,
+    /// One unattached connection, kept for the liveness checks and the server's pid: a server
+    /// that never frees a socket that did not attach (VPP 26.10, `docs/vpp-26.10.md` §9.1)
+    /// would otherwise gain a leaked socket per check, and with enough of them stop serving
+    /// (§9.8).
+    probe: Mutex<Option<Conn>>,
 }
 
 /// How a target that stopped serving looks from outside.
@@ -175,6 +180,7 @@ impl Target {
                 runtime_dir: None,
                 embedded: Mutex::new(None),
                 pid_seen: Mutex::new(None),
+                probe: Mutex::new(None),
             }),
             TargetKind::Embedded { .. } => {
                 let template = std::env::temp_dir().join("sapi-conformance-XXXXXX");
@@ -186,6 +192,7 @@ impl Target {
                     runtime_dir: Some(dir),
                     embedded: Mutex::new(None),
                     pid_seen: Mutex::new(None),
+                    probe: Mutex::new(None),
                 };
                 t.spawn_embedded()?;
                 Ok(t)
@@ -292,9 +299,25 @@ impl Target {
         if let Some(p) = self.cfg.target_pid {
             return Some(p);
         }
-        Conn::connect(&self.endpoint, self.cfg.timeout)
-            .ok()
-            .and_then(|c| c.peer_pid())
+        self.with_probe(|c| Ok(c.peer_pid())).ok().flatten()
+    }
+
+    /// Runs `f` on the kept probe connection, connecting it first if there is none. A
+    /// connection the server closed (it restarted, or it dropped the probe) is replaced once;
+    /// a timeout is the answer, not a reason to try again.
+    fn with_probe<T>(&self, f: impl Fn(&Conn) -> Result<T, ClientError>) -> Result<T, ClientError> {
+        let mut probe = self.probe.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(conn) = probe.as_ref() {
+            match f(conn) {
+                Err(e @ ClientError::Timeout { .. }) => return Err(e),
+                Err(_) => *probe = None,
+                ok => return ok,
+            }
+        }
+        let conn = Conn::connect(&self.endpoint, self.cfg.timeout)?;
+        let out = f(&conn)?;
+        *probe = Some(conn);
+        Ok(out)
     }
 
     /// Whether the target still serves: it answers a request, not merely a connect (the kernel
@@ -303,8 +326,7 @@ impl Target {
     /// changes nothing. When it is down, says whether its process is gone or alive but silent.
     pub fn check_alive(&self) -> Result<(), TargetDown> {
         let pid = self.known_pid();
-        let answer = Conn::connect(&self.endpoint, self.cfg.timeout)
-            .and_then(|c| c.worker_add(GHOST_APP, self.cfg.profile).map(drop));
+        let answer = self.with_probe(|c| c.worker_add(GHOST_APP, self.cfg.profile).map(drop));
         let Err(e) = answer else {
             return Ok(());
         };
@@ -357,6 +379,7 @@ impl Target {
     /// retrying within a bound.
     pub fn restart(&self) -> Result<(), TargetError> {
         *self.pid_seen.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.probe.lock().unwrap_or_else(|p| p.into_inner()) = None;
         if self.is_embedded() {
             if let Some(mut e) = self.lock().take() {
                 let _ = e.child.kill();

@@ -81,10 +81,12 @@ impl Debug for Scenario {
 /// Every scenario, in run order.
 pub fn all() -> Vec<Scenario> {
     let mut v = Vec::new();
-    // The namespace scenarios need the target's own control channel (--ns-add-cmd); VPP 26.10's
-    // stops answering once enough leaked sockets spin its main loop (docs/vpp-26.10.md §9.8),
-    // which the scenarios below leave behind on such a server: they run first, on a fresh one.
+    // The namespace scenarios need the target's own control channel (--ns-add-cmd), and the
+    // session scenarios its session queue; VPP 26.10 serves neither once enough leaked sockets
+    // spin its main loop (docs/vpp-26.10.md §9.8), which the scenarios below leave behind on
+    // such a server: they run first, on a fresh one.
     v.extend(namespace::scenarios());
+    v.extend(session::scenarios());
     v.extend(transport::scenarios());
     v.extend(attach::scenarios());
     v.extend(worker::scenarios());
@@ -94,7 +96,6 @@ pub fn all() -> Vec<Scenario> {
     v.extend(detach::scenarios());
     v.extend(load::scenarios());
     v.extend(hygiene::scenarios());
-    v.extend(session::scenarios());
     // Last: on a server that leaks them, its closed sockets keep its main loop busy from here on.
     v.extend(robustness::scenarios());
     v
