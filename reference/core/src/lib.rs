@@ -13,7 +13,8 @@
 //! * `admin`: the admin commands and answers; `access`: peers and who may connect;
 //!   `socket_name`: listener names; `ids`: indices and handles; `config`: limits;
 //! * `server`: the state machine, one file per request family; `snapshot`: what `show` prints;
-//! * `fault`: deviations injected on purpose, to prove the conformance suite notices them.
+//! * `fault`: deviations injected on purpose, to prove the conformance suite notices them;
+//! * `warn_budget`: how many log lines one peer may cause.
 
 mod access;
 mod action;
@@ -25,6 +26,7 @@ mod input;
 mod server;
 mod snapshot;
 mod socket_name;
+mod warn_budget;
 
 pub use access::{AccessPolicy, PeerCred};
 pub use action::{Action, FdRef, IoPeer, Relay, SegmentSpec, WorkerResources};
@@ -42,3 +44,4 @@ pub use input::{Input, ResourceError, WorkerResourcesReady};
 pub use server::{Counts, Server};
 pub use snapshot::{AppView, NamespaceView, SegmentView, Snapshot, SocketView, WorkerView};
 pub use socket_name::{SocketName, parse_socket_name};
+pub use warn_budget::WarnBudget;

@@ -230,6 +230,44 @@ fn a_peer_that_vanishes_before_its_reply_leaves_nothing() {
     let (_c, _f) = attach_ok(&server, "still-serving");
 }
 
+#[test]
+fn a_flood_of_bad_datagrams_costs_a_few_dozen_log_lines_and_the_server_serves_on() {
+    const FLOOD: u64 = 100_000;
+    let (server, log) = Server::start_logged("flood", &[], "warn");
+    let baseline = server.fd_count();
+    let flooder = Client::connect(&server.socket_path());
+    let mut unknown_type = [0u8; sapi_wire::MSG_LEN];
+    unknown_type[0] = 0xee;
+    for _ in 0..FLOOD {
+        flooder.send_bytes(&unknown_type);
+    }
+    // One socket is read in order: the ATTACH's reply means every datagram before it was read.
+    assert_eq!(
+        attach_with(&flooder, "after-the-flood", attach_options()).0,
+        0
+    );
+    let (_other, _fds) = attach_ok(&server, "bystander");
+    drop(flooder);
+    drop((_other, _fds));
+    assert_eq!(server.await_fd_count(baseline), baseline);
+    let text = std::fs::read_to_string(&log).expect("server log");
+    let ignored = text.lines().filter(|l| l.contains("ignored")).count();
+    // The first 10, then the 16th, 32nd, … 65,536th: 23 lines for 100,000 datagrams.
+    assert_eq!(ignored, 23, "{text}");
+    let summary: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("the rest of its warnings were left out"))
+        .collect();
+    assert_eq!(summary.len(), 1, "{text}");
+    assert!(
+        summary[0].contains(&(FLOOD - 65_536).to_string())
+            && summary[0].contains(&FLOOD.to_string()),
+        "the summary counts what was left out: {}",
+        summary[0]
+    );
+    assert!(text.len() < 16 << 10, "{} bytes of log", text.len());
+}
+
 /// Offsets inside the app mq (from its start) for a queue of 128: see docs/shm.md §4.1.
 const N_RINGS: u64 = 0;
 const Q_TAIL: u64 = 8 + 92;

@@ -35,6 +35,7 @@ use crate::config::Config;
 use crate::ids::{AppIndex, NsIndex, SegmentId, SocketId, WorkerKey};
 use crate::input::Input;
 use crate::socket_name::SocketName;
+use crate::warn_budget::WarnBudget;
 
 pub use introspect::Counts;
 
@@ -56,6 +57,8 @@ struct Socket {
     /// The last datagram sent to this socket was a SEND_FDS carrying a segment: if that send
     /// fails, the app cannot learn of the segment (HEAD force-detaches the whole app).
     segment_fd_in_flight: bool,
+    /// What this peer has made the server warn about (`warn_budget`).
+    warnings: WarnBudget,
 }
 
 #[derive(Debug)]

@@ -11,8 +11,19 @@ use crate::action::{Action, FdRef};
 use crate::config::MAX_SOCKETS_PER_NS;
 use crate::fault::InjectedFault;
 use crate::ids::{AppIndex, NsIndex, SocketId};
+use crate::warn_budget::WarnBudget;
 
 use super::{Server, Socket};
+
+/// A warning about what a peer sent, written within the peer's budget (`warn_budget`): a
+/// flood of bad datagrams costs a few dozen lines, not one each.
+macro_rules! peer_warn {
+    ($server:expr, $sock:expr, $($field:tt)+) => {
+        if let Some(suppressed) = $server.peer_warning($sock) {
+            warn!(sock = %$sock, suppressed, $($field)+);
+        }
+    };
+}
 
 impl Server {
     pub(super) fn socket_mut(&mut self, sock: SocketId) -> Option<&mut Socket> {
@@ -22,6 +33,12 @@ impl Server {
             .sockets
             .get_mut(usize::from(sock.index))?
             .as_mut()
+    }
+
+    /// Counts a warning about `sock`'s peer: `Some(left out since the last one)` when it is to
+    /// be written.
+    fn peer_warning(&mut self, sock: SocketId) -> Option<u64> {
+        self.socket_mut(sock)?.warnings.admit()
     }
 
     pub(super) fn socket(&self, sock: SocketId) -> Option<&Socket> {
@@ -68,6 +85,7 @@ impl Server {
             }
         };
         namespace.sockets[index] = Some(Socket {
+            warnings: WarnBudget::default(),
             peer,
             ..Socket::default()
         });
@@ -91,6 +109,14 @@ impl Server {
         {
             if s.pending_certkey.is_some() {
                 self.out.push(Action::ClearDeadline(sock));
+            }
+            if s.warnings.suppressed() > 0 {
+                warn!(
+                    %sock,
+                    suppressed = s.warnings.suppressed(),
+                    warnings = s.warnings.seen(),
+                    "peer gone; the rest of its warnings were left out"
+                );
             }
             self.out.push(Action::Close(sock));
         }
@@ -157,12 +183,19 @@ impl Server {
         truncated: bool,
         ctrunc: bool,
     ) {
+        if self.socket(sock).is_none() {
+            return;
+        }
+        if ctrunc {
+            peer_warn!(
+                self,
+                sock,
+                "peer sent ancillary data (fds?); dropped by the kernel"
+            );
+        }
         let Some(s) = self.socket_mut(sock) else {
             return;
         };
-        if ctrunc {
-            warn!(%sock, "peer sent ancillary data (fds?); dropped by the kernel");
-        }
         if let Some(req) = s.pending_certkey.take() {
             self.out.push(Action::ClearDeadline(sock));
             self.finish_certkey_add(sock, req, Some(bytes));
@@ -175,7 +208,12 @@ impl Server {
                 warn!(%sock, len = bytes.len(), "short datagram on a bound socket: detaching");
                 self.on_closed(sock);
             } else {
-                warn!(%sock, len = bytes.len(), "short datagram on an unbound socket: ignored");
+                peer_warn!(
+                    self,
+                    sock,
+                    len = bytes.len(),
+                    "short datagram on an unbound socket: ignored"
+                );
             }
             return;
         }
@@ -187,11 +225,13 @@ impl Server {
             Ok(Message::Attach(a)) => self.on_attach(sock, a),
             Ok(Message::AddDelWorker(w)) => self.on_add_del_worker(sock, w),
             Ok(Message::AddDelCertKey(c)) => self.on_certkey(sock, c),
-            Ok(other) => warn!(%sock, ty = ?other.msg_type(), "unexpected message: ignored"),
-            Err(e @ DecodeError::Truncated { .. }) => {
-                warn!(%sock, error = %e, "undecodable datagram: ignored")
+            Ok(other) => {
+                peer_warn!(self, sock, ty = ?other.msg_type(), "unexpected message: ignored")
             }
-            Err(e) => warn!(%sock, error = %e, "ignored"),
+            Err(e @ DecodeError::Truncated { .. }) => {
+                peer_warn!(self, sock, error = %e, "undecodable datagram: ignored")
+            }
+            Err(e) => peer_warn!(self, sock, error = %e, "ignored"),
         }
     }
 

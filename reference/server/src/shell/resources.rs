@@ -13,7 +13,7 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use sapi_core::{
     FdRef, FifoRef, InjectedFault, InjectedFaults, Relay, ResourceError, SegmentId, SegmentSpec,
-    WorkerKey, WorkerResources, WorkerResourcesReady,
+    WarnBudget, WorkerKey, WorkerResources, WorkerResourcesReady,
 };
 use sapi_shm::fifo;
 use sapi_shm::mq::{self, EventFdSignal, MqError, MqProducer, MqSpec, PthreadSignal};
@@ -54,6 +54,8 @@ struct WorkerMq {
     eventfd: Option<OwnedFd>,
     /// Messages the app mq had no room for yet; never dropped, never reordered.
     pending: VecDeque<Outgoing>,
+    /// What this worker's app made the relay warn about (broken fifo headers).
+    warnings: WarnBudget,
 }
 
 /// Why posting a control event failed.
@@ -80,6 +82,8 @@ pub struct Resources {
     n_slices: u8,
     segments: HashMap<SegmentId, Segment>,
     workers: HashMap<WorkerKey, WorkerMq>,
+    /// Fifos of a segment that could not be freed (an app broke their headers), per segment.
+    segment_warnings: HashMap<SegmentId, WarnBudget>,
 }
 
 impl Resources {
@@ -106,6 +110,7 @@ impl Resources {
             n_slices: threads,
             segments: HashMap::new(),
             workers: HashMap::new(),
+            segment_warnings: HashMap::new(),
         })
     }
 
@@ -171,6 +176,7 @@ impl Resources {
                 mq_offset,
                 eventfd,
                 pending: VecDeque::new(),
+                warnings: WarnBudget::default(),
             },
         );
         Ok(WorkerResourcesReady {
@@ -315,8 +321,9 @@ impl Resources {
     pub fn free_fifo(&mut self, segment: SegmentId, f: u64) {
         if let Some(seg) = self.segments.get(&segment)
             && let Err(e) = fifo::free(seg.fifo_segment(), f)
+            && let Some(suppressed) = self.segment_warnings.entry(segment).or_default().admit()
         {
-            tracing::warn!(segment = segment.0, fifo = f, error = %e, "cannot free a fifo");
+            tracing::warn!(segment = segment.0, fifo = f, error = %e, suppressed, "cannot free a fifo");
         }
     }
 
@@ -353,7 +360,7 @@ impl Resources {
         let outcome = match outcome {
             Ok(o) => o,
             Err(e) => {
-                tracing::warn!(error = %e, "relay over a broken fifo header: nothing sent");
+                self.warn_broken_relay(r, &e);
                 return Ok(());
             }
         };
@@ -400,9 +407,22 @@ impl Resources {
             ),
             Ok(_) => Ok(()),
             Err(e) => {
-                tracing::warn!(error = %e, "relay over a broken fifo header: nothing sent");
+                self.warn_broken_relay(r, &e);
                 Ok(())
             }
+        }
+    }
+
+    /// A relay over a fifo header an app broke sends nothing; the warning about it counts
+    /// against the writer's app (a hostile app can post TX as fast as it likes).
+    fn warn_broken_relay(&mut self, r: &Relay, e: &impl std::fmt::Display) {
+        let writer = r.writer.worker;
+        if let Some(suppressed) = self
+            .workers
+            .get_mut(&writer)
+            .and_then(|w| w.warnings.admit())
+        {
+            tracing::warn!(%writer, error = %e, suppressed, "relay over a broken fifo header: nothing sent");
         }
     }
 
@@ -419,11 +439,25 @@ impl Resources {
     /// Unmaps and closes a segment.
     pub fn free_segment(&mut self, id: SegmentId) {
         self.segments.remove(&id);
+        if let Some(w) = self.segment_warnings.remove(&id)
+            && w.suppressed() > 0
+        {
+            tracing::warn!(
+                segment = id.0,
+                suppressed = w.suppressed(),
+                warnings = w.seen(),
+                "segment gone; the rest of its warnings were left out"
+            );
+        }
     }
 
     /// Closes a worker's eventfd and forgets its mq, and whatever still waited for it.
     pub fn free_worker(&mut self, key: WorkerKey) {
-        self.workers.remove(&key);
+        if let Some(w) = self.workers.remove(&key)
+            && w.warnings.suppressed() > 0
+        {
+            tracing::warn!(worker = %key, suppressed = w.warnings.suppressed(), warnings = w.warnings.seen(), "worker gone; the rest of its warnings were left out");
+        }
     }
 
     /// The fd an [`FdRef`] names, if it still exists.

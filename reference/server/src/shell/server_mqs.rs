@@ -20,6 +20,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use nix::sys::eventfd::{EfdFlags, EventFd};
+use sapi_core::WarnBudget;
 use sapi_shm::mq::{MqConsumer, MqError, PthreadSignal};
 use sapi_shm::segment::Segment;
 use sapi_wire::ctrl::{CTRL_ELEMENT_SIZE, CtrlMessage, IoEvent};
@@ -59,6 +60,8 @@ pub struct ServerMqs {
     offsets: Vec<u64>,
     waiters: Vec<Waiter>,
     stop: Arc<AtomicBool>,
+    /// Per mq: any app can break a server mq it posts into, and every drain would say so.
+    warnings: Vec<WarnBudget>,
 }
 
 fn eventfd() -> std::io::Result<OwnedFd> {
@@ -94,6 +97,7 @@ impl ServerMqs {
         Ok(ServerMqs {
             profile,
             segment,
+            warnings: vec![WarnBudget::default(); offsets.len()],
             offsets,
             waiters,
             stop,
@@ -116,7 +120,7 @@ impl ServerMqs {
     }
 
     /// Takes what is queued in mq `t` (up to `max`), in queue order.
-    pub fn drain(&self, t: usize, max: usize) -> Vec<Posted> {
+    pub fn drain(&mut self, t: usize, max: usize) -> Vec<Posted> {
         let mut out = Vec::new();
         if let Some(w) = self.waiters.get(t) {
             let mut counter = [0u8; 8];
@@ -130,7 +134,9 @@ impl ServerMqs {
         let mut consumer = match consumer {
             Ok(c) => c,
             Err(e) => {
-                warn!(thread = t, error = %e, "server mq unusable");
+                if let Some(suppressed) = self.warnings.get_mut(t).and_then(WarnBudget::admit) {
+                    warn!(thread = t, error = %e, suppressed, "server mq unusable");
+                }
                 return out;
             }
         };
@@ -149,7 +155,9 @@ impl ServerMqs {
                 }
                 Err(MqError::Empty) => break,
                 Err(e) => {
-                    warn!(thread = t, error = %e, "server mq corrupt: dropping what is left");
+                    if let Some(suppressed) = self.warnings.get_mut(t).and_then(WarnBudget::admit) {
+                        warn!(thread = t, error = %e, suppressed, "server mq corrupt: dropping what is left");
+                    }
                     break;
                 }
             }

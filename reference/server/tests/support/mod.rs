@@ -41,18 +41,30 @@ pub fn scratch_dir(tag: &str) -> PathBuf {
 
 impl Server {
     pub fn start(tag: &str, extra: &[&str]) -> Server {
-        let dir = scratch_dir(tag);
+        let filter = std::env::var("SAPI_TEST_LOG").unwrap_or_else(|_| "error".into());
+        Server::spawn(scratch_dir(tag), extra, &filter, Stdio::inherit())
+    }
+
+    /// Like [`Server::start`], with the server's log at `filter` written to the returned file
+    /// (outside the runtime directory, which goes when the server does).
+    pub fn start_logged(tag: &str, extra: &[&str], filter: &str) -> (Server, PathBuf) {
+        let log = scratch_dir(&format!("{tag}-log")).join("server.log");
+        let file = std::fs::File::create(&log).expect("log file");
+        (
+            Server::spawn(scratch_dir(tag), extra, filter, Stdio::from(file)),
+            log,
+        )
+    }
+
+    fn spawn(dir: PathBuf, extra: &[&str], filter: &str, stderr: Stdio) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sapi-reference"))
             .arg("serve")
             .arg("--runtime-dir")
             .arg(&dir)
             .args(extra)
-            .env(
-                "RUST_LOG",
-                std::env::var("SAPI_TEST_LOG").unwrap_or_else(|_| "error".into()),
-            )
+            .env("RUST_LOG", filter)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn sapi-reference");
         let stdout = child.stdout.take().expect("stdout");
