@@ -268,6 +268,128 @@ fn a_flood_of_bad_datagrams_costs_a_few_dozen_log_lines_and_the_server_serves_on
     assert!(text.len() < 16 << 10, "{} bytes of log", text.len());
 }
 
+/// A separate process holding an mq's mutex; killed when dropped, so that a failing test does
+/// not leave it behind (it would keep the harness's output pipe open, and the run would hang).
+struct MutexHolder(Option<nix::unistd::Pid>);
+
+impl MutexHolder {
+    fn kill(&mut self) {
+        if let Some(pid) = self.0.take() {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
+    }
+}
+
+impl Drop for MutexHolder {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A separate process that takes the pthread mutex of the mq at `offset` and never lets go;
+/// returns once it holds it.
+fn hold_mutex_forever(mqs: &Segment, offset: u64) -> MutexHolder {
+    use sapi_shm::mq::{PthreadSignal, Signal};
+    let (ready_r, ready_w) = nix::unistd::pipe().expect("pipe");
+    // SAFETY: the child only locks a process-shared mutex, writes to a pipe and pauses; it
+    // never returns into the test harness.
+    match unsafe { nix::unistd::fork() }.expect("fork") {
+        nix::unistd::ForkResult::Child => {
+            if let Ok(sig) = PthreadSignal::new(mqs, offset)
+                && let Ok(Some(guard)) = sig.lock(true)
+            {
+                std::mem::forget(guard);
+                let _ = nix::unistd::write(&ready_w, b"L");
+            }
+            // Without the mutex the parent reads end-of-file and fails the test.
+            drop(ready_w);
+            loop {
+                nix::unistd::pause();
+            }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(ready_w);
+            let holder = MutexHolder(Some(child));
+            let mut b = [0u8; 1];
+            assert_eq!(
+                nix::unistd::read(&ready_r, &mut b),
+                Ok(1),
+                "the holder took it"
+            );
+            holder
+        }
+    }
+}
+
+#[test]
+fn an_app_holding_a_server_mq_mutex_forever_or_dying_with_it_stops_no_one_else() {
+    use sapi_shm::mq::{MqError, MqProducer, PthreadSignal};
+    use sapi_wire::ctrl::IoEvent;
+    let server = Server::start("mutex-holder", &[]);
+    let baseline = server.fd_count();
+    let c = Client::connect(&server.socket_path());
+    c.send(&attach_msg("holder"));
+    let reply = c.recv();
+    let Message::AttachReply(r) = reply.msg else {
+        panic!()
+    };
+    let mqs = Segment::attach(reply.fds.into_iter().next().expect("mqs segment")).expect("map");
+    let ctrl = r.vpp_ctrl_mq;
+    let queued = |mqs: &Segment| {
+        let sig = PthreadSignal::new(mqs, ctrl).expect("signal");
+        MqProducer::attach(mqs, ctrl, sig)
+            .expect("ctrl mq")
+            .len()
+            .expect("len")
+    };
+    let drained = |mqs: &Segment| {
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        while queued(mqs) != 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server stopped draining"
+            );
+            std::thread::yield_now();
+        }
+    };
+    // Freeze the server and fill its ctrl mq with io events for no session (ignored): its first
+    // dequeue then frees room in a full queue, which owes waiting producers a broadcast, which
+    // needs the mutex — held from here on by another process.
+    let pid = nix::unistd::Pid::from_raw(server.pid() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP");
+    let mut posted = 0u32;
+    {
+        let sig = PthreadSignal::new(&mqs, ctrl).expect("signal");
+        let mut p = MqProducer::attach(&mqs, ctrl, sig).expect("ctrl mq");
+        loop {
+            match p.try_send_ring(0, &IoEvent::tx(0xdead_beef).encode()) {
+                Ok(()) => posted += 1,
+                Err(MqError::Full) => break,
+                Err(e) => panic!("posting: {e}"),
+            }
+        }
+    }
+    assert!(posted >= 1024, "the queue holds {posted}");
+    let mut holder = hold_mutex_forever(&mqs, ctrl);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).expect("SIGCONT");
+    drained(&mqs);
+    // Everyone else is served while the mutex stays taken.
+    let (other, other_fds) = attach_ok(&server, "bystander");
+    assert_eq!(apps(&server), 2);
+    // The holder dies with the mutex: the next producer recovers it and is served.
+    holder.kill();
+    {
+        let sig = PthreadSignal::new(&mqs, ctrl).expect("signal");
+        let mut p = MqProducer::attach(&mqs, ctrl, sig).expect("ctrl mq");
+        p.try_send_ring(0, &IoEvent::tx(0xdead_beef).encode())
+            .expect("a dead owner's mutex is recovered");
+    }
+    drained(&mqs);
+    drop((c, mqs, other, other_fds));
+    assert_eq!(server.await_fd_count(baseline), baseline);
+}
+
 /// Offsets inside the app mq (from its start) for a queue of 128: see docs/shm.md §4.1.
 const N_RINGS: u64 = 0;
 const Q_TAIL: u64 = 8 + 92;

@@ -305,6 +305,7 @@ impl Shell {
             }
             self.fire_deadlines();
             self.retry_pending();
+            self.server_mqs.pay_owed_broadcasts();
             if self.spare_fd.is_none() {
                 self.spare_fd = open_spare_fd();
             }
@@ -333,7 +334,7 @@ impl Shell {
     }
 
     fn next_timeout(&self) -> EpollTimeout {
-        if self.resources.has_pending() {
+        if self.resources.has_pending() || self.server_mqs.owes_broadcast() {
             return EpollTimeout::from(PENDING_RETRY.as_millis() as u16);
         }
         match self.deadlines.values().min() {

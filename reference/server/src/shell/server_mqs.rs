@@ -13,6 +13,7 @@
 //! mutex, and it has a bound), or hand the core anything but a decoded message of the types and
 //! directions the codec accepts.
 
+use std::cell::Cell;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +22,7 @@ use std::time::Duration;
 
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use sapi_core::WarnBudget;
-use sapi_shm::mq::{MqConsumer, MqError, PthreadSignal};
+use sapi_shm::mq::{MqConsumer, MqError, PthreadGuard, PthreadSignal, Signal};
 use sapi_shm::segment::Segment;
 use sapi_wire::ctrl::{CTRL_ELEMENT_SIZE, CtrlMessage, IoEvent};
 use sapi_wire::{Direction, Profile};
@@ -62,6 +63,50 @@ pub struct ServerMqs {
     stop: Arc<AtomicBool>,
     /// Per mq: any app can break a server mq it posts into, and every drain would say so.
     warnings: Vec<WarnBudget>,
+    /// Per mq: a broadcast to producers waiting for room that the loop could not make yet.
+    owed: Vec<bool>,
+}
+
+/// The loop's side of a server mq's signal: it never waits for the mutex. Any app can hold a
+/// server mq's mutex for as long as it likes (or die holding it); the loop serves everyone else
+/// regardless. A broadcast it cannot make when it frees room is owed, and made on a later pass.
+struct LoopSignal<'s, 'o> {
+    sig: PthreadSignal<'s>,
+    owed: &'o Cell<bool>,
+}
+
+impl Signal for LoopSignal<'_, '_> {
+    type Guard<'g>
+        = PthreadGuard
+    where
+        Self: 'g;
+    fn lock(&self, _block: bool) -> Result<Option<PthreadGuard>, MqError> {
+        self.sig.lock(false)
+    }
+    fn notify_from_producer<'g>(&'g self, guard: &mut PthreadGuard) -> Result<(), MqError> {
+        self.sig.notify_from_producer(guard)
+    }
+    fn wait_in_producer<'g>(
+        &'g self,
+        _guard: &mut PthreadGuard,
+        ready: &mut dyn FnMut() -> bool,
+        _deadline: Option<std::time::Instant>,
+    ) -> Result<bool, MqError> {
+        Ok(ready())
+    }
+    fn notify_from_consumer(&self) -> Result<(), MqError> {
+        if !self.sig.try_broadcast()? {
+            self.owed.set(true);
+        }
+        Ok(())
+    }
+    fn wait_in_consumer(
+        &self,
+        ready: &mut dyn FnMut() -> bool,
+        _deadline: Option<std::time::Instant>,
+    ) -> Result<bool, MqError> {
+        Ok(ready())
+    }
 }
 
 fn eventfd() -> std::io::Result<OwnedFd> {
@@ -98,6 +143,7 @@ impl ServerMqs {
             profile,
             segment,
             warnings: vec![WarnBudget::default(); offsets.len()],
+            owed: vec![false; offsets.len()],
             offsets,
             waiters,
             stop,
@@ -129,8 +175,14 @@ impl ServerMqs {
         let Some(&offset) = self.offsets.get(t) else {
             return out;
         };
-        let consumer = PthreadSignal::new(&self.segment, offset)
-            .and_then(|sig| MqConsumer::attach(&self.segment, offset, sig));
+        let owed = Cell::new(self.owed.get(t).copied().unwrap_or(false));
+        let consumer = PthreadSignal::new(&self.segment, offset).and_then(|sig| {
+            // A broadcast owed from an earlier pass, paid if the mutex is free now.
+            if owed.get() && sig.try_broadcast()? {
+                owed.set(false);
+            }
+            MqConsumer::attach(&self.segment, offset, LoopSignal { sig, owed: &owed })
+        });
         let mut consumer = match consumer {
             Ok(c) => c,
             Err(e) => {
@@ -162,7 +214,27 @@ impl ServerMqs {
                 }
             }
         }
+        if let Some(o) = self.owed.get_mut(t) {
+            *o = owed.get();
+        }
         out
+    }
+
+    /// Makes the broadcasts owed to producers on mqs whose mutex is free now.
+    pub fn pay_owed_broadcasts(&mut self) {
+        for (t, owed) in self.owed.iter_mut().enumerate() {
+            if *owed
+                && let Some(&offset) = self.offsets.get(t)
+                && let Ok(sig) = PthreadSignal::new(&self.segment, offset)
+            {
+                *owed = !sig.try_broadcast().unwrap_or(true);
+            }
+        }
+    }
+
+    /// Whether a broadcast to producers is owed on some mq (the loop then looks again soon).
+    pub fn owes_broadcast(&self) -> bool {
+        self.owed.iter().any(|o| *o)
     }
 
     /// The loop stops polling: every waiter goes back to sleeping on its condvar.

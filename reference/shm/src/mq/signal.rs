@@ -338,18 +338,44 @@ impl<'s> PthreadSignal<'s> {
         }
     }
 
+    /// Broadcasts the condvar if the mutex can be had at once; `Ok(false)` if another holds
+    /// it. For a consumer that must never wait on its producers (the server's loop: an app
+    /// can hold a server mq's mutex forever); it owes the broadcast and tries again later.
+    pub fn try_broadcast(&self) -> Result<bool, MqError> {
+        let Some(_g) = self.lock_raw(false)? else {
+            return Ok(false);
+        };
+        // SAFETY: valid condvar; we hold the mutex.
+        check("pthread_cond_broadcast", unsafe {
+            libc::pthread_cond_broadcast(self.cond)
+        })?;
+        Ok(true)
+    }
+
     fn lock_raw(&self, block: bool) -> Result<Option<PthreadGuard>, MqError> {
-        // SAFETY: valid process-shared mutex.
+        self.lock_until(block, None)
+    }
+
+    /// Takes the mutex: at once (`block` false), or waiting until `deadline` (none: forever).
+    /// `Ok(None)` if it stayed taken.
+    fn lock_until(
+        &self,
+        block: bool,
+        deadline: Option<Instant>,
+    ) -> Result<Option<PthreadGuard>, MqError> {
+        // SAFETY: valid process-shared mutex; valid timespec.
         let rc = unsafe {
-            if block {
-                libc::pthread_mutex_lock(self.mutex)
-            } else {
-                libc::pthread_mutex_trylock(self.mutex)
+            match (block, deadline) {
+                (false, _) => libc::pthread_mutex_trylock(self.mutex),
+                (true, None) => libc::pthread_mutex_lock(self.mutex),
+                (true, Some(d)) => libc::pthread_mutex_timedlock(self.mutex, &realtime(d)),
             }
         };
         match rc {
             0 => Ok(Some(PthreadGuard { mutex: self.mutex })),
             libc::EBUSY if !block => Ok(None),
+            // Someone holds it past our deadline (an app may hold it forever).
+            libc::ETIMEDOUT if deadline.is_some() => Ok(None),
             libc::EOWNERDEAD => {
                 // The previous owner died holding it; the mq state it protects is
                 // single-field updates, so mark it consistent and carry on (as VPP does).
@@ -378,21 +404,11 @@ impl<'s> PthreadSignal<'s> {
                     unsafe { libc::pthread_cond_wait(self.cond, self.mutex) }
                 }
                 Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
+                    if Instant::now() >= d {
                         return Ok(false);
                     }
-                    // The condvar uses CLOCK_REALTIME (VPP's default attributes).
-                    let abs = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .unwrap_or_default()
-                        + (d - now);
-                    let ts = libc::timespec {
-                        tv_sec: abs.as_secs() as libc::time_t,
-                        tv_nsec: abs.subsec_nanos() as libc::c_long,
-                    };
                     // SAFETY: we hold the mutex; valid timespec.
-                    unsafe { libc::pthread_cond_timedwait(self.cond, self.mutex, &ts) }
+                    unsafe { libc::pthread_cond_timedwait(self.cond, self.mutex, &realtime(d)) }
                 }
             };
             match rc {
@@ -443,8 +459,24 @@ impl Signal for PthreadSignal<'_> {
         ready: &mut dyn FnMut() -> bool,
         deadline: Option<Instant>,
     ) -> Result<bool, MqError> {
-        let _g = self.lock_raw(true)?;
+        // The deadline bounds the wait for the mutex too: a producer may hold it forever.
+        let Some(_g) = self.lock_until(true, deadline)? else {
+            return Ok(ready());
+        };
         self.wait_locked(ready, deadline)
+    }
+}
+
+/// `deadline` on CLOCK_REALTIME, the clock of the mutex and condvar timed waits (VPP's default
+/// attributes).
+fn realtime(deadline: Instant) -> libc::timespec {
+    let abs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        + deadline.saturating_duration_since(Instant::now());
+    libc::timespec {
+        tv_sec: abs.as_secs() as libc::time_t,
+        tv_nsec: abs.subsec_nanos() as libc::c_long,
     }
 }
 
