@@ -83,11 +83,11 @@ impl Signal for LoopSignal<'_, '_> {
     fn lock(&self, _block: bool) -> Result<Option<PthreadGuard>, MqError> {
         self.sig.lock(false)
     }
-    fn notify_from_producer<'g>(&'g self, guard: &mut PthreadGuard) -> Result<(), MqError> {
+    fn notify_from_producer(&self, guard: &mut PthreadGuard) -> Result<(), MqError> {
         self.sig.notify_from_producer(guard)
     }
-    fn wait_in_producer<'g>(
-        &'g self,
+    fn wait_in_producer(
+        &self,
         _guard: &mut PthreadGuard,
         ready: &mut dyn FnMut() -> bool,
         _deadline: Option<std::time::Instant>,
