@@ -309,8 +309,17 @@ impl Shell {
             if self.spare_fd.is_none() {
                 self.spare_fd = open_spare_fd();
             }
-            if polling && !self.poll_server_mqs() && n == 0 {
-                std::thread::sleep(POLL_PAUSE);
+            if polling {
+                if !self.poll_server_mqs() && n == 0 {
+                    std::thread::sleep(POLL_PAUSE);
+                }
+            } else {
+                // Messages no waiter announced (one may be held hostage: server_mqs.rs).
+                for t in 0..self.server_mqs.len() {
+                    if self.server_mqs.has_queued(t) {
+                        self.on_server_mq(t);
+                    }
+                }
             }
         }
     }
@@ -337,10 +346,12 @@ impl Shell {
         if self.resources.has_pending() || self.server_mqs.owes_broadcast() {
             return EpollTimeout::from(PENDING_RETRY.as_millis() as u16);
         }
-        match self.deadlines.values().min() {
-            None => EpollTimeout::NONE,
-            Some(at) => {
+        let backstop = Instant::now() + server_mqs::BACKSTOP;
+        match self.deadlines.values().min().copied() {
+            None if self.server_mqs.is_empty() => EpollTimeout::NONE,
+            at => {
                 let ms = at
+                    .map_or(backstop, |at| at.min(backstop))
                     .saturating_duration_since(Instant::now())
                     .as_millis()
                     .clamp(0, 60_000) as u16;

@@ -9,9 +9,14 @@
 //! waiters off the condvars, so a busy app's broadcasts wake nobody and cost it no system call
 //! (VPP's main loop polls too). The epoll loop is the only consumer.
 //!
-//! Must never: let an app block the epoll loop (the waiter is what may block on an app-held
-//! mutex, and it has a bound), or hand the core anything but a decoded message of the types and
-//! directions the codec accepts.
+//! A waiter is a latency device, not what service depends on: an app can hold an mq's mutex
+//! forever, and a waiter woken from the condvar must take that mutex back before it can move
+//! (no bound exists for that), so the loop also reads every mq's length itself (lock-free) on
+//! each pass and at least every [`BACKSTOP`]. A hostage waiter costs that mq up to
+//! [`BACKSTOP`] of latency, never its service.
+//!
+//! Must never: let an app block the epoll loop (it never waits for an mq's mutex), or hand the
+//! core anything but a decoded message of the types and directions the codec accepts.
 
 use std::cell::Cell;
 use std::os::fd::{AsFd, OwnedFd};
@@ -32,6 +37,9 @@ use tracing::warn;
 const WAIT_SLICE: Duration = Duration::from_millis(200);
 /// How long a waiter waits for the loop to drain before it looks again.
 const ACK_BOUND: Duration = Duration::from_secs(1);
+/// The longest the loop sleeps without looking at the mqs itself: bounds what a waiter held
+/// hostage by an app's mutex costs (ten lock-free looks a second cost an idle server nothing).
+pub const BACKSTOP: Duration = Duration::from_millis(100);
 
 /// What an app posted, decoded.
 #[derive(Debug)]
@@ -163,6 +171,17 @@ impl ServerMqs {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.offsets.is_empty()
+    }
+
+    /// Whether mq `t` holds messages: its length, read without the mutex.
+    pub fn has_queued(&self, t: usize) -> bool {
+        let Some(&offset) = self.offsets.get(t) else {
+            return false;
+        };
+        PthreadSignal::new(&self.segment, offset)
+            .and_then(|sig| MqConsumer::attach(&self.segment, offset, sig))
+            .and_then(|c| c.len())
+            .is_ok_and(|n| n > 0)
     }
 
     /// Takes what is queued in mq `t` (up to `max`), in queue order.
