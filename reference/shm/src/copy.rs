@@ -3,40 +3,126 @@
 //! Owns: [`copy_nonoverlapping`], the routine every plain copy into or out of shared memory
 //! ends in (through [`super::memory::copy_bytes`]).
 //!
-//! Why it exists: glibc's `memcpy` copies kilobytes with `rep movsb`, and on some of the
-//! Intel parts this project runs on that microcode path was measured 12–22× slower when
-//! source and destination are 1–31 bytes apart modulo 4096 (4K aliasing: each load looks as
-//! if it depended on a store just issued). An application cannot choose where the fifo's
-//! write position lies, so with a plain `memcpy` a fifo would run fast or slow depending on
-//! an accident of addresses. Where AVX2 is available this routine copies every bulk range
-//! with a vector loop — unaligned loads, destination-aligned stores, four loads ahead of four
-//! stores — which has no such cliff. It is also the faster copy for what a fifo moves: bytes
-//! another core just wrote (the consumer's copy out) into lines another core last held (the
-//! producer's copy in). Measured on the dev VM (Xeon, AVX-512, FSRM, glibc 2.36), 64 KiB
-//! writes streamed between two threads through the fifo: 10.7–10.9 GiB/s with `memcpy`,
-//! 14.6–15.7 GiB/s with this loop, in alternating runs; in one thread, in cache, both copy
-//! ~45 GiB/s. (Non-temporal stores halved it, software prefetch cost 15%, 64-byte AVX-512
-//! vectors matched AVX2.) Without AVX2 the SSE2 loop covers the aliasing window only and
-//! `memcpy` the rest.
+//! Why it exists: the copy instruction that moves a fifo's bytes fastest differs by CPU, by
+//! several times, and the fifo is the data path. Two facts decide it:
+//!
+//! * **The 4K-aliasing cliff.** glibc's `memcpy` copies kilobytes with `rep movsb`, and on some
+//!   Intel parts that microcode path was measured 12–22× slower when source and destination
+//!   are 1–31 bytes apart modulo 4096 (each load looks as if it depended on a store just
+//!   issued). An application cannot choose where the fifo's write position lies, so on such a
+//!   CPU a fifo copying with `rep movsb` would run fast or slow by an accident of addresses.
+//!   There the vector loop below (unaligned loads, destination-aligned stores, four loads ahead
+//!   of four stores) has no cliff, and it was also the faster copy between cores: Xeon dev VM,
+//!   64 KiB writes streamed between two threads, 10.7–10.9 GiB/s with `memcpy`, 14.6–15.7 with
+//!   the AVX2 loop.
+//! * **Fast string moves between cores.** On a CPU with fast short `rep movsb` (FSRM) and no
+//!   cliff (AMD Zen 5 measured: 64 KiB 16 bytes apart at 0.76× aligned, not 1/20) the string
+//!   instruction moves lines another core just wrote several times faster than vector stores:
+//!   a 4 MiB ring between two pinned threads, 64 KiB blocks, moved 15.9–17.5 GiB/s with
+//!   `rep movsb` and 3.7 with the AVX2 loop; and unlike glibc's `memcpy` it does not switch to
+//!   non-temporal stores at 1 MiB (5.1 GiB/s there against 17.2).
+//!
+//! So the routine is chosen once per process, at the first bulk copy, by what the CPU does
+//! ([`CopyRoutine::detect`]): with ERMS or FSRM, a short calibration times `rep movsb` on 64 KiB
+//! at equal addresses modulo 4096 and 16 bytes apart; no cliff (the aliased copy under twice
+//! the aligned one's time) → [`CopyRoutine::RepMovsb`]. Otherwise the AVX2 loop, or without
+//! AVX2 the SSE2 loop inside the aliasing window and `memcpy` outside it. Never a user's
+//! tunable: the choice is a fact about the CPU, and [`copy_with`] lets tests and benches force
+//! each routine.
 //!
 //! Small copies (below [`BULK_MIN`]) stay with `ptr::copy_nonoverlapping`: the compiler turns
 //! fixed-size ones (the mq's 4- and 8-byte header words) into plain moves, and glibc copies
 //! short variable ones with overlapping vector moves, which have no cliff either.
 //!
-//! Must never: read or write outside `src..src+len` / `dst..dst+len` (the tail is copied with
-//! one overlapping vector, which stays inside both), or be called on overlapping ranges.
+//! Must never: read or write outside `src..src+len` / `dst..dst+len` (the vector loops copy
+//! their tail with one overlapping vector, which stays inside both), or be called on
+//! overlapping ranges.
 
-/// Copies at or above this many bytes take the vector loop (with AVX2), or are routed by the
-/// distance of their ends (without).
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// Copies at or above this many bytes take the routine chosen for the CPU.
 pub const BULK_MIN: usize = 256;
+
+/// [`CopyRoutine::RepMovsb`] copies shorter ranges with `memcpy`'s vector moves: the string
+/// instruction's start-up cost made 1 KiB fifo writes spend half their time in it (`perf`),
+/// and below this size glibc does not use it either.
+pub const REP_MOVSB_MIN: usize = 4096;
 
 /// Without AVX2: destination minus source, modulo 4096, non-zero and closer than this to 0
 /// (either way) takes the SSE2 vector loop: twice the widest distance measured slow, so a CPU
 /// that looks a cache line further is covered too.
 pub const ALIAS_WINDOW: usize = 64;
 
-/// Copies `len` bytes from `src` to `dst`, like `ptr::copy_nonoverlapping`, at the same speed
-/// whatever the two addresses are modulo 4096.
+/// How bulk copies are made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum CopyRoutine {
+    /// The string instruction (x86_64 with ERMS or FSRM and no aliasing cliff), from
+    /// [`REP_MOVSB_MIN`] bytes; `memcpy` below.
+    RepMovsb = 1,
+    /// The AVX2 loop: no aliasing cliff, destination-aligned 32-byte stores.
+    Avx2Loop = 2,
+    /// `memcpy`, but the SSE2 loop when the two ends alias within [`ALIAS_WINDOW`].
+    Sse2InAliasWindow = 3,
+    /// `memcpy` (not x86_64).
+    Memcpy = 4,
+}
+
+/// The routine chosen for this process; 0 until the first bulk copy decides.
+static CHOSEN: AtomicU8 = AtomicU8::new(0);
+
+impl CopyRoutine {
+    /// Every routine this CPU can run, for tests and benches that force each.
+    pub fn available() -> Vec<CopyRoutine> {
+        let mut v = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            v.push(CopyRoutine::RepMovsb);
+            if std::arch::is_x86_feature_detected!("avx2") {
+                v.push(CopyRoutine::Avx2Loop);
+            }
+            v.push(CopyRoutine::Sse2InAliasWindow);
+        }
+        v.push(CopyRoutine::Memcpy);
+        v
+    }
+
+    /// The routine this process uses (decided at the first call, then fixed).
+    pub fn chosen() -> CopyRoutine {
+        match CHOSEN.load(Ordering::Relaxed) {
+            1 => CopyRoutine::RepMovsb,
+            2 => CopyRoutine::Avx2Loop,
+            3 => CopyRoutine::Sse2InAliasWindow,
+            4 => CopyRoutine::Memcpy,
+            _ => {
+                // Two threads racing here both calibrate; either answer is a measured one.
+                let r = CopyRoutine::detect();
+                CHOSEN.store(r as u8, Ordering::Relaxed);
+                r
+            }
+        }
+    }
+
+    /// Decides by what this CPU does (see the module doc).
+    pub fn detect() -> CopyRoutine {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if x86::has_fast_strings() && !x86::rep_movsb_has_alias_cliff() {
+                return CopyRoutine::RepMovsb;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                return CopyRoutine::Avx2Loop;
+            }
+            CopyRoutine::Sse2InAliasWindow
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        CopyRoutine::Memcpy
+    }
+}
+
+/// Copies `len` bytes from `src` to `dst`, like `ptr::copy_nonoverlapping`, with the routine
+/// chosen for this CPU: as fast as it copies between cores, and at the same speed whatever the
+/// two addresses are modulo 4096.
 ///
 /// # Safety
 /// `src` must be valid for `len` reads, `dst` valid for `len` writes, and the two ranges must
@@ -48,31 +134,39 @@ pub unsafe fn copy_nonoverlapping(dst: *mut u8, src: *const u8, len: usize) {
         unsafe { std::ptr::copy_nonoverlapping(src, dst, len) };
         return;
     }
-    // SAFETY: forwarded from the caller; `len >= BULK_MIN >= 32`.
-    unsafe { copy_bulk(dst, src, len) }
+    // SAFETY: forwarded from the caller.
+    unsafe { copy_with(CopyRoutine::chosen(), dst, src, len) }
 }
 
-#[cfg(target_arch = "x86_64")]
+/// [`copy_nonoverlapping`] with the routine forced, for any `len`. A routine the CPU cannot
+/// run (not in [`CopyRoutine::available`]) falls back to `memcpy`.
+///
+/// # Safety
+/// As [`copy_nonoverlapping`].
 #[inline(never)]
-unsafe fn copy_bulk(dst: *mut u8, src: *const u8, len: usize) {
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked above); the rest is forwarded from the caller.
-        return unsafe { x86::copy_avx2(dst, src, len) };
+pub unsafe fn copy_with(routine: CopyRoutine, dst: *mut u8, src: *const u8, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    match routine {
+        // SAFETY: forwarded from the caller; `rep movsb` is part of every x86_64.
+        CopyRoutine::RepMovsb if len >= REP_MOVSB_MIN => {
+            return unsafe { x86::rep_movsb(dst, src, len) };
+        }
+        CopyRoutine::Avx2Loop if len >= 32 && std::arch::is_x86_feature_detected!("avx2") => {
+            // SAFETY: the CPU has AVX2 (checked above); `len >= 32`; the rest is the caller's.
+            return unsafe { x86::copy_avx2(dst, src, len) };
+        }
+        CopyRoutine::Sse2InAliasWindow if len >= 16 => {
+            let distance = (dst as usize).wrapping_sub(src as usize) % 4096;
+            // Equal addresses modulo 4096 alias nothing: `memcpy`'s best case.
+            if distance != 0 && !(ALIAS_WINDOW..=4096 - ALIAS_WINDOW).contains(&distance) {
+                // SAFETY: SSE2 is part of the x86_64 baseline; `len >= 16`; the rest is
+                // forwarded from the caller.
+                return unsafe { x86::copy_sse2(dst, src, len) };
+            }
+        }
+        _ => {}
     }
-    let distance = (dst as usize).wrapping_sub(src as usize) % 4096;
-    // Equal addresses modulo 4096 alias nothing: `memcpy`'s best case.
-    if distance == 0 || (ALIAS_WINDOW..=4096 - ALIAS_WINDOW).contains(&distance) {
-        // SAFETY: forwarded from the caller.
-        unsafe { std::ptr::copy_nonoverlapping(src, dst, len) };
-    } else {
-        // SAFETY: SSE2 is part of the x86_64 baseline; the rest is forwarded from the caller.
-        unsafe { x86::copy_sse2(dst, src, len) }
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-#[inline(never)]
-unsafe fn copy_bulk(dst: *mut u8, src: *const u8, len: usize) {
+    let _ = routine;
     // SAFETY: forwarded from the caller.
     unsafe { std::ptr::copy_nonoverlapping(src, dst, len) }
 }
@@ -163,9 +257,61 @@ mod x86 {
         }
     }
 
-    #[cfg(test)]
-    pub(super) fn has_avx2() -> bool {
-        std::arch::is_x86_feature_detected!("avx2")
+    /// # Safety
+    /// `src` valid for `len` reads, `dst` for `len` writes; no overlap.
+    #[inline]
+    pub(super) unsafe fn rep_movsb(dst: *mut u8, src: *const u8, len: usize) {
+        // SAFETY: copies exactly `len` bytes forward from `src` to `dst` (the direction flag
+        // is clear by the ABI), which the caller vouches for.
+        unsafe {
+            std::arch::asm!(
+                "rep movsb",
+                inout("rcx") len => _,
+                inout("rdi") dst => _,
+                inout("rsi") src => _,
+                options(nostack, preserves_flags)
+            );
+        }
+    }
+
+    /// Whether the CPU says its string moves are fast (ERMS: CPUID.7.0:EBX bit 9; FSRM:
+    /// CPUID.7.0:EDX bit 4).
+    pub(super) fn has_fast_strings() -> bool {
+        // Leaf 7 is read only on CPUs that report it.
+        if __cpuid(0).eax < 7 {
+            return false;
+        }
+        let l7 = __cpuid_count(7, 0);
+        l7.ebx & (1 << 9) != 0 || l7.edx & (1 << 4) != 0
+    }
+
+    /// Times `rep movsb` of 64 KiB (in cache) at equal addresses modulo 4096 and 16 bytes
+    /// apart, the best of several tries each; a cliff is the aliased copy taking twice as long
+    /// or more (the CPUs that have one were measured at 12–22×, those without at ≤ 1.3×).
+    pub(super) fn rep_movsb_has_alias_cliff() -> bool {
+        const LEN: usize = 64 << 10;
+        const TRIES: usize = 12;
+        let mut buf = vec![0x5au8; 2 * LEN + 3 * 4096];
+        let base = buf.as_mut_ptr();
+        let page0 = (base as usize).next_multiple_of(4096) - base as usize;
+        let time = |dst_off: usize| {
+            let mut best = std::time::Duration::MAX;
+            for _ in 0..TRIES {
+                // SAFETY: source [page0, page0 + LEN) and destination [page0 + LEN + 4096 +
+                // dst_off, + LEN) lie inside `buf` (dst_off < 4096) and do not overlap.
+                let t = std::time::Instant::now();
+                unsafe {
+                    let s = base.add(page0);
+                    let d = base.add(page0 + LEN + 4096 + dst_off);
+                    rep_movsb(std::hint::black_box(d), std::hint::black_box(s), LEN);
+                }
+                best = best.min(t.elapsed());
+            }
+            best
+        };
+        let aligned = time(0);
+        let aliased = time(16);
+        aliased >= aligned * 2
     }
 }
 
@@ -246,27 +392,47 @@ mod tests {
         every_case(0, copy_nonoverlapping);
     }
 
-    #[cfg(target_arch = "x86_64")]
+    /// Every routine this CPU can run, forced, on every short length and offset pair: the
+    /// routine chosen on another machine must have been tested here too.
     #[test]
-    fn sse2_loop_matches_bytewise_copy_for_every_length_and_offset() {
-        unsafe fn sse2(d: *mut u8, s: *const u8, n: usize) {
-            // SAFETY: forwarded; every_case(16, ..) only passes n >= 16.
-            unsafe { x86::copy_sse2(d, s, n) }
-        }
-        every_case(16, sse2);
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[test]
-    fn avx2_loop_matches_bytewise_copy_for_every_length_and_offset() {
-        if !x86::has_avx2() {
-            return;
+    fn every_available_routine_matches_bytewise_copy_for_every_length_and_offset() {
+        unsafe fn rep_movsb(d: *mut u8, s: *const u8, n: usize) {
+            // SAFETY: forwarded.
+            unsafe { copy_with(CopyRoutine::RepMovsb, d, s, n) }
         }
         unsafe fn avx2(d: *mut u8, s: *const u8, n: usize) {
-            // SAFETY: AVX2 checked above; every_case(32, ..) only passes n >= 32.
-            unsafe { x86::copy_avx2(d, s, n) }
+            // SAFETY: forwarded.
+            unsafe { copy_with(CopyRoutine::Avx2Loop, d, s, n) }
         }
-        every_case(32, avx2);
+        unsafe fn sse2(d: *mut u8, s: *const u8, n: usize) {
+            // SAFETY: forwarded.
+            unsafe { copy_with(CopyRoutine::Sse2InAliasWindow, d, s, n) }
+        }
+        unsafe fn memcpy(d: *mut u8, s: *const u8, n: usize) {
+            // SAFETY: forwarded.
+            unsafe { copy_with(CopyRoutine::Memcpy, d, s, n) }
+        }
+        for routine in CopyRoutine::available() {
+            let f: unsafe fn(*mut u8, *const u8, usize) = match routine {
+                CopyRoutine::RepMovsb => rep_movsb,
+                CopyRoutine::Avx2Loop => avx2,
+                CopyRoutine::Sse2InAliasWindow => sse2,
+                CopyRoutine::Memcpy => memcpy,
+            };
+            every_case(0, f);
+            let mut rig = Rig::new(1 << 20);
+            for (len, src_off, dst_off) in [(4096, 0, 16), (65536 + 13, 3, 31), (1 << 20, 4095, 1)]
+            {
+                rig.check(len, src_off, dst_off, f);
+            }
+        }
+    }
+
+    #[test]
+    fn the_chosen_routine_is_one_this_cpu_runs_and_stays_chosen() {
+        let first = CopyRoutine::chosen();
+        assert!(CopyRoutine::available().contains(&first), "{first:?}");
+        assert_eq!(CopyRoutine::chosen(), first);
     }
 
     #[test]
