@@ -12,6 +12,10 @@
 //! * `socketpair` — `AF_UNIX SOCK_STREAM`, `pipe` — a pipe (1 MiB, the system maximum), and
 //!   `pipe_xproc` with the reader in another process. Their `delta` is from a page boundary,
 //!   the kernel's own buffers being page-aligned.
+//!
+//! Every writer runs on CPU 0 and every reader (thread or peer process) on CPU 1, subject and
+//! anchors alike: where the host places two vCPUs changes a cache-line round trip between
+//! them from ~110 ns to 500–700 ns, and unpinned runs of one bench swung 0.22–1.40× `rtrb`.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -86,6 +90,7 @@ fn fifo_threads(rig: &FifoRig, size: usize, delta: usize, iters: u64) -> Duratio
     let mut dst = PageBuf::for_windows(size);
     std::thread::scope(|s| {
         let consumer = s.spawn(|| {
+            sys::pin_to(1);
             fifo_rig::consume(&rig.seg, rig.fifo, size, delta, total, &mut dst);
             Instant::now()
         });
@@ -114,6 +119,7 @@ fn rtrb_threads(size: usize, delta: usize, iters: u64) -> Duration {
     let mut dst = PageBuf::for_windows(size);
     std::thread::scope(|s| {
         let consumer = s.spawn(|| {
+            sys::pin_to(1);
             let mut left = total;
             let mut wait = Backoff::default();
             while left > 0 {
@@ -178,6 +184,7 @@ fn stream_threads(rd: OwnedFd, wr: OwnedFd, size: usize, delta: usize, iters: u6
     let mut dst = PageBuf::for_windows(size);
     std::thread::scope(|s| {
         let reader = s.spawn(|| {
+            sys::pin_to(1);
             let mut left = total;
             let d = dst.congruent(0, delta, size);
             while left > 0 {
@@ -243,6 +250,12 @@ fn copy_once(size: usize, delta: usize, use_copy_rs: bool) -> impl FnMut(u64) ->
 }
 
 fn fifo_benches(c: &mut Criterion) {
+    sys::pin_to(0);
+    eprintln!(
+        "fifo benches: producer pinned to CPU 0, consumer (thread or peer process) to CPU 1; \
+         bulk copy routine {:?}",
+        sapi_shm::copy::CopyRoutine::chosen()
+    );
     let rig = FifoRig::new(CAPACITY as u32);
     let peer = Peer::spawn();
     peer.call(&[0], &[rig.seg.fd().as_raw_fd()]);

@@ -49,6 +49,7 @@ fn run_mq<S: Signal + Send>(
     let mut rx = MqConsumer::attach(seg, off, rx_signal).expect("rx");
     std::thread::scope(|s| {
         let consumer = s.spawn(move || {
+            sys::pin_to(1);
             let mut buf = [0u8; 256];
             let mut wait = Backoff::default();
             let mut got = 0;
@@ -100,6 +101,7 @@ fn run_mq_batch<S: Signal + Send, const N: usize>(
     let mut rx = MqConsumer::attach(seg, off, rx_signal).expect("rx");
     std::thread::scope(|s| {
         let consumer = s.spawn(move || {
+            sys::pin_to(1);
             let mut out = [[0u8; N]; BATCH];
             let mut wait = Backoff::default();
             let mut got = 0;
@@ -140,6 +142,7 @@ fn run_rtrb_chunks<const N: usize>(iters: u64) -> Duration {
     let (mut tx, mut rx) = rtrb::RingBuffer::<[u8; N]>::new(DEPTH as usize);
     std::thread::scope(|s| {
         let consumer = s.spawn(move || {
+            sys::pin_to(1);
             let mut wait = Backoff::default();
             let mut got = 0;
             while got < iters {
@@ -179,6 +182,7 @@ fn run_array_queue<const N: usize>(iters: u64) -> Duration {
     let q = ArrayQueue::<[u8; N]>::new(DEPTH as usize);
     std::thread::scope(|s| {
         let consumer = s.spawn(|| {
+            sys::pin_to(1);
             let mut wait = Backoff::default();
             let mut got = 0;
             while got < iters {
@@ -211,6 +215,7 @@ fn run_rtrb<const N: usize>(iters: u64) -> Duration {
     let (mut tx, mut rx) = rtrb::RingBuffer::<[u8; N]>::new(DEPTH as usize);
     std::thread::scope(|s| {
         let consumer = s.spawn(move || {
+            sys::pin_to(1);
             let mut wait = Backoff::default();
             let mut got = 0;
             while got < iters {
@@ -287,6 +292,8 @@ fn item_benches<const N: usize>(
 }
 
 fn mq_benches(c: &mut Criterion) {
+    sys::pin_to(0);
+    eprintln!("mq benches: producer pinned to CPU 0, consumer thread to CPU 1");
     let seg = segment();
     let off = mq::create(&seg, &workloads::bench_mq_spec()).expect("mq");
     let efd = sys::eventfd(true);

@@ -126,17 +126,57 @@ pub fn head_addr(seg: &Segment, f: u64) -> usize {
     0
 }
 
+/// The chunk (offset, first position, length) a side's last address lookup landed in: while
+/// its position stays inside, the next address is arithmetic, not a walk over shared headers
+/// (which cost the 64-byte rows a fifth of their time, measured with `perf`).
+#[derive(Clone, Copy, Default)]
+struct Landed(Option<(u64, u32, u32)>);
+
+impl Landed {
+    fn addr(&self, seg: &Segment, pos: u32, want: u32) -> Option<usize> {
+        let (c, start, len) = self.0?;
+        let k = pos.wrapping_sub(start);
+        (k as u64 + want as u64 <= len as u64)
+            .then(|| addr(seg, c + l::CHUNK_HEADER_SIZE + k as u64))
+    }
+
+    /// Remembers the chunk `field` (the fifo's tail or head chunk) names, if it holds `pos`.
+    fn refresh(&mut self, seg: &Segment, f: u64, field: u64, pos: u32) {
+        self.0 = seg.read_u64(f + field).ok().and_then(|c| {
+            let start = seg.read_u32(c + l::CHUNK_START_BYTE).ok()?;
+            let len = seg.read_u32(c + l::CHUNK_LENGTH).ok()?;
+            (c != 0 && pos.wrapping_sub(start) < len).then_some((c, start, len))
+        });
+    }
+}
+
+fn position(seg: &Segment, f: u64, field: u64) -> u32 {
+    seg.atomic_u32(f + field)
+        .map(|a| a.load(Ordering::Relaxed))
+        .unwrap_or(0)
+}
+
 /// Enqueues `total` bytes in writes of `write` bytes, each from an application buffer placed
 /// `delta` bytes (mod 4096) after the fifo bytes it lands on. Waits with [`Backoff`] when full.
 pub fn produce(seg: &Segment, f: u64, write: usize, delta: usize, total: u64, src: &mut PageBuf) {
     let mut tx = FifoProducer::attach(seg, f).expect("producer");
     let mut left = total;
     let mut wait = Backoff::default();
+    let mut landed = Landed::default();
     while left > 0 {
         let want = (write as u64).min(left) as usize;
         let mut done = 0;
         while done < want {
-            let dst = tail_addr(seg, f, (want - done) as u32);
+            let n = (want - done) as u32;
+            let tail = position(seg, f, l::TAIL);
+            let dst = match landed.addr(seg, tail, n) {
+                Some(a) => a,
+                None => {
+                    let a = tail_addr(seg, f, n);
+                    landed.refresh(seg, f, l::TAIL_CHUNK, tail);
+                    a
+                }
+            };
             let s = src.congruent(dst, delta, want - done);
             match tx.enqueue(s) {
                 Ok(n) => {
@@ -157,13 +197,22 @@ pub fn consume(seg: &Segment, f: u64, read: usize, delta: usize, total: u64, dst
     let mut rx = FifoConsumer::attach(seg, f).expect("consumer");
     let mut left = total;
     let mut wait = Backoff::default();
+    let mut landed = Landed::default();
     while left > 0 {
         if rx.is_empty().expect("fifo len") {
             wait.snooze();
             continue;
         }
         let want = (read as u64).min(left) as usize;
-        let at = head_addr(seg, f);
+        let head = position(seg, f, l::HEAD);
+        let at = match landed.addr(seg, head, want as u32) {
+            Some(a) => a,
+            None => {
+                let a = head_addr(seg, f);
+                landed.refresh(seg, f, l::HEAD_CHUNK, head);
+                a
+            }
+        };
         let d = dst.congruent(at, delta, want);
         match rx.dequeue(d) {
             Ok(n) => {

@@ -67,6 +67,8 @@ fn main() {
         .expect("SAPI_BENCH_PEER_FD names the command socket");
     // SAFETY: the parent left this fd open for us for the life of the process.
     let sock = unsafe { BorrowedFd::borrow_raw(fd) };
+    // The reading end of every cross-process bench: CPU 1, the writer being on CPU 0.
+    sys::pin_to(1);
     let mut seg: Option<Segment> = None;
     let mut buf = PageBuf::for_windows(1 << 20);
     while let Some((words, mut fds)) = sys::recv_words(sock) {
