@@ -15,6 +15,7 @@ use std::os::fd::AsFd;
 use sapi_core::{
     Action, AdminCommand, Config, Input, NsIndex, PeerCred, Server, WorkerResourcesReady,
 };
+use sapi_shm::fifo::{FifoConsumer, FifoProducer};
 use sapi_shm::mq::{self, EventFdSignal, MqConsumer, MqProducer, MqSpec, RingSpec};
 use sapi_shm::segment::{Segment, SegmentLayout, app_segment_ssvm_size};
 use sapi_wire::{AppName, Attach, AttachReply, Direction, FdFlags, Message, Profile};
@@ -36,6 +37,7 @@ pub const NAMES: &[&str] = &[
     "mq_18b_batch_send_recv",
     "fifo_64k_aligned",
     "fifo_64k_16apart",
+    "fifo_64b_write_read",
     "core_attach_detach",
 ];
 
@@ -66,6 +68,7 @@ pub fn run(name: &str, n: u64, slow: bool) -> Option<()> {
         "mq_18b_batch_send_recv" => mq_batch_send_recv(n, slow),
         "fifo_64k_aligned" => fifo_copy(0, n, slow),
         "fifo_64k_16apart" => fifo_copy(16, n, slow),
+        "fifo_64b_write_read" => fifo_small(n, slow),
         "core_attach_detach" => core_attach(n, slow),
         _ => return None,
     }
@@ -186,6 +189,22 @@ pub fn fifo_copy(delta: usize, n: u64, slow: bool) {
     for _ in 0..n {
         fifo_rig::produce(&rig.seg, rig.fifo, W, delta, W as u64, &mut src);
         fifo_rig::consume(&rig.seg, rig.fifo, W, delta, W as u64, &mut dst);
+        slow_tax(slow);
+    }
+}
+
+/// One operation: a 64-byte write into a 1 MiB fifo and a 64-byte read out of it (the path
+/// small writes take: inside the remembered chunk, no reload of the other side's position).
+pub fn fifo_small(n: u64, slow: bool) {
+    let rig = FifoRig::new(1 << 20);
+    let mut tx = FifoProducer::attach(&rig.seg, rig.fifo).expect("producer");
+    let mut rx = FifoConsumer::attach(&rig.seg, rig.fifo).expect("consumer");
+    let src = [0x5au8; 64];
+    let mut dst = [0u8; 64];
+    for _ in 0..n {
+        let wrote = tx.enqueue(black_box(&src)).expect("enqueue");
+        let read = rx.dequeue(black_box(&mut dst)).expect("dequeue");
+        assert_eq!((wrote, read), (64, 64));
         slow_tax(slow);
     }
 }

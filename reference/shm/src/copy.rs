@@ -88,19 +88,36 @@ impl CopyRoutine {
     }
 
     /// The routine this process uses (decided at the first call, then fixed).
+    #[inline]
     pub fn chosen() -> CopyRoutine {
         match CHOSEN.load(Ordering::Relaxed) {
             1 => CopyRoutine::RepMovsb,
             2 => CopyRoutine::Avx2Loop,
             3 => CopyRoutine::Sse2InAliasWindow,
             4 => CopyRoutine::Memcpy,
-            _ => {
-                // Two threads racing here both calibrate; either answer is a measured one.
-                let r = CopyRoutine::detect();
-                CHOSEN.store(r as u8, Ordering::Relaxed);
-                r
-            }
+            _ => CopyRoutine::choose(),
         }
+    }
+
+    #[cold]
+    fn choose() -> CopyRoutine {
+        // Two threads racing here both calibrate; the first answer stays.
+        let r = CopyRoutine::detect();
+        match CHOSEN.compare_exchange(0, r as u8, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => r,
+            Err(_) => CopyRoutine::chosen(),
+        }
+    }
+
+    /// Fixes the routine for this process before its first bulk copy; false if one was
+    /// chosen already or this CPU cannot run it. For instruction-count harnesses only: under valgrind `rep movsb` counts
+    /// one instruction per byte and the calibration times an emulation, so the choice there
+    /// would be neither the machine's nor stable.
+    pub fn pin_for_measurement(routine: CopyRoutine) -> bool {
+        CopyRoutine::available().contains(&routine)
+            && CHOSEN
+                .compare_exchange(0, routine as u8, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// Decides by what this CPU does (see the module doc).
@@ -135,7 +152,19 @@ pub unsafe fn copy_nonoverlapping(dst: *mut u8, src: *const u8, len: usize) {
         return;
     }
     // SAFETY: forwarded from the caller.
-    unsafe { copy_with(CopyRoutine::chosen(), dst, src, len) }
+    unsafe { copy_bulk(dst, src, len) }
+}
+
+/// Kept out of line so that [`copy_nonoverlapping`] stays a compare and a call: inlined with a
+/// constant length it must still become plain moves (the mq's header words; inlining the
+/// dispatch here cost the mq's batch workload 11% more instructions).
+///
+/// # Safety
+/// As [`copy_nonoverlapping`].
+#[inline(never)]
+unsafe fn copy_bulk(dst: *mut u8, src: *const u8, len: usize) {
+    // SAFETY: the chosen routine is one the CPU runs; the rest is forwarded from the caller.
+    unsafe { copy_by(CopyRoutine::chosen(), dst, src, len) }
 }
 
 /// [`copy_nonoverlapping`] with the routine forced, for any `len`. A routine the CPU cannot
@@ -143,18 +172,30 @@ pub unsafe fn copy_nonoverlapping(dst: *mut u8, src: *const u8, len: usize) {
 ///
 /// # Safety
 /// As [`copy_nonoverlapping`].
-#[inline(never)]
 pub unsafe fn copy_with(routine: CopyRoutine, dst: *mut u8, src: *const u8, len: usize) {
+    let routine = if CopyRoutine::available().contains(&routine) {
+        routine
+    } else {
+        CopyRoutine::Memcpy
+    };
+    // SAFETY: the CPU runs `routine` (checked above); the rest is forwarded from the caller.
+    unsafe { copy_by(routine, dst, src, len) }
+}
+
+/// # Safety
+/// As [`copy_nonoverlapping`], and the CPU runs `routine` (it is in
+/// [`CopyRoutine::available`]: [`CopyRoutine::chosen`] and [`copy_with`] see to it).
+#[inline]
+unsafe fn copy_by(routine: CopyRoutine, dst: *mut u8, src: *const u8, len: usize) {
     #[cfg(target_arch = "x86_64")]
     match routine {
         // SAFETY: forwarded from the caller; `rep movsb` is part of every x86_64.
         CopyRoutine::RepMovsb if len >= REP_MOVSB_MIN => {
             return unsafe { x86::rep_movsb(dst, src, len) };
         }
-        CopyRoutine::Avx2Loop if len >= 32 && std::arch::is_x86_feature_detected!("avx2") => {
-            // SAFETY: the CPU has AVX2 (checked above); `len >= 32`; the rest is the caller's.
-            return unsafe { x86::copy_avx2(dst, src, len) };
-        }
+        // SAFETY: the CPU has AVX2 (the caller's promise); `len >= 32`; the rest is the
+        // caller's.
+        CopyRoutine::Avx2Loop if len >= 32 => return unsafe { x86::copy_avx2(dst, src, len) },
         CopyRoutine::Sse2InAliasWindow if len >= 16 => {
             let distance = (dst as usize).wrapping_sub(src as usize) % 4096;
             // Equal addresses modulo 4096 alias nothing: `memcpy`'s best case.
