@@ -9,6 +9,11 @@
 //!   blame exactly the scenario that sent it and keep going after a restart;
 //! * `reuse-indices`, VPP's pool behaviour: not a defect, so the whole suite must pass with it.
 //!
+//! The session-layer faults (`wrong-listener-handle` … `reuse-handle-before-cleanup`) are
+//! defects of the first kind, one per rule of `docs/sessions.md` §12.1 a server could plausibly
+//! get wrong; each makes exactly the `session.*` scenarios that check the rule it breaks fail
+//! (the lists: `fault_fails_exactly_these_scenarios` in the conformance tests, and the README).
+//!
 //! Owns the list of faults and their names. A fault must never be enabled by default, and each one
 //! must change exactly one observable behaviour.
 
@@ -45,11 +50,29 @@ pub enum InjectedFault {
     /// The server aborts when the socket of an app attached with IS_PROXY and a tcp
     /// PROXY_TRANSPORT closes (VPP 26.10 crashes in the proxy listener's teardown).
     CrashOnProxyTcpClose,
+    /// ACCEPTED carries a `listener_handle` one off BOUND's (its lowest bit flipped), breaking
+    /// `docs/sessions.md` §4.2 and §5.7: ACCEPTED.listener_handle must equal BOUND.handle.
+    WrongListenerHandle,
+    /// CONNECTED carries `ct_rx_fifo` and `ct_tx_fifo` swapped, breaking `docs/sessions.md`
+    /// §5.10: C's rx fifo is B (= ACCEPTED.server_tx_fifo), its tx fifo A.
+    SwapCtFifos,
+    /// A ct segment's ADD_SEGMENT is posted with no SEND_FDS on the socket before it (nor
+    /// after), breaking `docs/sessions.md` §3.6 and §7.5: the memfd must be on the worker's
+    /// socket before the ADD_SEGMENT is published.
+    NoSendFdsBeforeCtSegment,
+    /// A ct segment's DEL_SEGMENTs go out as soon as one side (S's or C's) has no session left
+    /// in it, while the other side's sessions still use its fifos, breaking `docs/sessions.md`
+    /// §9.6: only after both sides of every pair in it are cleaned up.
+    EarlyDelSegment,
+    /// A new session of a worker takes the handle of one of that worker's sessions whose peer
+    /// closed (DISCONNECTED or RESET sent) before that session's CLEANUP type 1, breaking
+    /// `docs/sessions.md` §9.5; the old session is dropped without a word.
+    ReuseHandleBeforeCleanup,
 }
 
 impl InjectedFault {
     /// Every fault, in the order `--inject-fault list` prints them.
-    pub const ALL: [InjectedFault; 12] = [
+    pub const ALL: [InjectedFault; 17] = [
         InjectedFault::WrongFdOrder,
         InjectedFault::MissingEventfd,
         InjectedFault::NoCrashDetach,
@@ -62,6 +85,11 @@ impl InjectedFault {
         InjectedFault::StrandSharedSocketWorker,
         InjectedFault::CrashOnMaxFifoMemory,
         InjectedFault::CrashOnProxyTcpClose,
+        InjectedFault::WrongListenerHandle,
+        InjectedFault::SwapCtFifos,
+        InjectedFault::NoSendFdsBeforeCtSegment,
+        InjectedFault::EarlyDelSegment,
+        InjectedFault::ReuseHandleBeforeCleanup,
     ];
 
     /// What it does, in one line (the command line's help).
@@ -99,6 +127,19 @@ impl InjectedFault {
             InjectedFault::CrashOnProxyTcpClose => {
                 "abort when an IS_PROXY + tcp app's socket closes (as VPP 26.10)"
             }
+            InjectedFault::WrongListenerHandle => {
+                "ACCEPTED.listener_handle is BOUND's handle with its lowest bit flipped"
+            }
+            InjectedFault::SwapCtFifos => "CONNECTED has ct_rx_fifo and ct_tx_fifo swapped",
+            InjectedFault::NoSendFdsBeforeCtSegment => {
+                "a ct segment's ADD_SEGMENT is posted without its SEND_FDS on the socket"
+            }
+            InjectedFault::EarlyDelSegment => {
+                "a ct segment's DEL_SEGMENT goes out when the first side is cleaned up"
+            }
+            InjectedFault::ReuseHandleBeforeCleanup => {
+                "a worker's new session takes the handle of its closing session before CLEANUP 1"
+            }
         }
     }
 
@@ -117,6 +158,11 @@ impl InjectedFault {
             InjectedFault::StrandSharedSocketWorker => "strand-shared-socket-worker",
             InjectedFault::CrashOnMaxFifoMemory => "crash-on-max-fifo-memory",
             InjectedFault::CrashOnProxyTcpClose => "crash-on-proxy-tcp-close",
+            InjectedFault::WrongListenerHandle => "wrong-listener-handle",
+            InjectedFault::SwapCtFifos => "swap-ct-fifos",
+            InjectedFault::NoSendFdsBeforeCtSegment => "no-send-fds-before-ct-segment",
+            InjectedFault::EarlyDelSegment => "early-del-segment",
+            InjectedFault::ReuseHandleBeforeCleanup => "reuse-handle-before-cleanup",
         }
     }
 }
@@ -126,6 +172,9 @@ impl fmt::Display for InjectedFault {
         f.write_str(self.name())
     }
 }
+
+// One bit per fault in `InjectedFaults`: a 33rd fault needs a wider word.
+const _: () = assert!(InjectedFault::ALL.len() <= u32::BITS as usize);
 
 /// The set of enabled faults.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 
 use rstest::rstest;
 use sapi_core::{
-    Action, AdminCommand, Config, FifoRef, Input, NsIndex, PeerCred, Relay, SegmentId, Server,
-    SessionHandle, SocketId, WorkerKey, WorkerResourcesReady,
+    Action, AdminCommand, Config, FifoRef, InjectedFault, InjectedFaults, Input, NsIndex, PeerCred,
+    Relay, SegmentId, Server, SessionHandle, SocketId, WorkerKey, WorkerResourcesReady,
 };
 use sapi_wire::ctrl::{
-    AcceptedReply, AppDetach, Cleanup, CleanupType, Connect, CtrlMessage, IoEvent, Ip46, Listen,
-    SessionHandleMsg, SessionHandleReply, Unlisten,
+    Accepted, AcceptedReply, AppDetach, Bound, Cleanup, CleanupType, Connect, Connected,
+    CtrlMessage, IoEvent, Ip46, Listen, SessionHandleMsg, SessionHandleReply, Unlisten,
 };
 use sapi_wire::{AppName, AppOptionFlags, Attach, AttachOptions, Message, OptionIndex, Profile};
 
@@ -40,12 +40,21 @@ struct World {
 
 impl World {
     fn new(workers: u8) -> World {
+        World::with_fault(workers, None)
+    }
+
+    /// A server with `fault` injected (none: the faithful server).
+    fn with_fault(workers: u8, fault: Option<InjectedFault>) -> World {
+        let mut faults = InjectedFaults::default();
+        if let Some(f) = fault {
+            faults.insert(f);
+        }
         let mut core = Server::new(Config {
             profile: Profile::Head,
             vpp_workers: workers,
             vpp_mq_offsets: (0..=u64::from(workers)).map(|t| MQ0 + t * 0x1000).collect(),
             runtime_dir: "/run/test".into(),
-            faults: Default::default(),
+            faults,
             access: Default::default(),
             enforce_ns_secret: false,
         });
@@ -235,6 +244,11 @@ impl World {
 
     /// A listening S, a connected C, the pair established; returns (S, C, ss, cs).
     fn established(&mut self) -> Pair {
+        self.set_up().pair
+    }
+
+    /// [`World::established`], with what S and C were told on the way.
+    fn set_up(&mut self) -> SetUp {
         let s = self.local_app();
         let c = self.local_app();
         let CtrlMessage::Bound(bound) = self.listen(s.0, s.1, [127, 0, 0, 1], 1234) else {
@@ -242,31 +256,49 @@ impl World {
         };
         self.connect(c, [127, 0, 0, 1], 1234, 42);
         let to_s = self.take(s.0);
-        let Some(CtrlMessage::Accepted(acc)) = to_s.last().cloned() else {
+        let Some(CtrlMessage::Accepted(accepted)) = to_s.last().cloned() else {
             panic!("no ACCEPTED: {to_s:?}")
         };
         self.post(
-            acc.mq_index as u8,
+            accepted.mq_index as u8,
             CtrlMessage::AcceptedReply(AcceptedReply {
-                context: acc.context,
+                context: accepted.context,
                 retval: 0,
-                handle: acc.handle,
+                handle: accepted.handle,
                 app_session_index: 9,
             }),
         );
         let to_c = self.take(c.0);
-        let Some(CtrlMessage::Connected(conn)) = to_c.last().cloned() else {
+        let Some(CtrlMessage::Connected(connected)) = to_c.last().cloned() else {
             panic!("no CONNECTED: {to_c:?}")
         };
-        assert_eq!(conn.retval, 0);
-        Pair {
-            s,
-            c,
-            listener: bound.handle,
-            ss: SessionHandle(acc.handle),
-            cs: SessionHandle(conn.handle),
+        assert_eq!(connected.retval, 0);
+        SetUp {
+            pair: Pair {
+                s,
+                c,
+                listener: bound.handle,
+                ss: SessionHandle(accepted.handle),
+                cs: SessionHandle(connected.handle),
+            },
+            bound,
+            accepted,
+            connected,
+            to_s,
+            to_c,
         }
     }
+}
+
+/// An established pair and what its apps were told while it was set up.
+struct SetUp {
+    pair: Pair,
+    bound: Bound,
+    accepted: Accepted,
+    connected: Connected,
+    /// S's messages up to its ACCEPTED, and C's up to its CONNECTED.
+    to_s: Vec<CtrlMessage>,
+    to_c: Vec<CtrlMessage>,
 }
 
 struct Pair {
@@ -812,4 +844,161 @@ fn pairs_go_to_worker_threads_in_turn_with_their_mq() {
         segment: SegmentId(0),
         offset: 0,
     };
+}
+
+// The session-layer faults (`--inject-fault`): each test takes the same steps with the faithful
+// server and with the faulty one, and shows the one thing that differs.
+
+#[rstest]
+#[case::faithful(None)]
+#[case::faulty(Some(InjectedFault::WrongListenerHandle))]
+fn fault_wrong_listener_handle_flips_the_low_bit_of_accepted_listener_handle(
+    #[case] fault: Option<InjectedFault>,
+) {
+    let mut w = World::with_fault(0, fault);
+    // The pair is established either way: S's ACCEPTED_REPLY names the session, not the
+    // listener.
+    let up = w.set_up();
+    let want = if fault.is_some() {
+        up.bound.handle ^ 1
+    } else {
+        up.bound.handle
+    };
+    assert_eq!(up.accepted.listener_handle, want);
+}
+
+#[rstest]
+#[case::faithful(None)]
+#[case::faulty(Some(InjectedFault::SwapCtFifos))]
+fn fault_swap_ct_fifos_hands_c_the_fifos_uncrossed(#[case] fault: Option<InjectedFault>) {
+    let mut w = World::with_fault(0, fault);
+    let up = w.set_up();
+    // A: S reads, C writes. B: S writes, C reads.
+    let (a, b) = (up.accepted.server_rx_fifo, up.accepted.server_tx_fifo);
+    let c_rx_tx = (up.connected.ct_rx_fifo, up.connected.ct_tx_fifo);
+    assert_eq!(c_rx_tx, if fault.is_some() { (a, b) } else { (b, a) });
+}
+
+#[rstest]
+#[case::faithful(None)]
+#[case::faulty(Some(InjectedFault::NoSendFdsBeforeCtSegment))]
+fn fault_no_send_fds_before_ct_segment_announces_the_segment_without_its_fd(
+    #[case] fault: Option<InjectedFault>,
+) {
+    let mut w = World::with_fault(0, fault);
+    let up = w.set_up();
+    // Both apps are told of the ct segment, with fd_flags announcing a memfd, either way…
+    let memfd_adds = |m: &[CtrlMessage]| {
+        m.iter()
+            .filter(|m| matches!(m, CtrlMessage::AppAddSegment(a) if a.fd_flags == 0x02))
+            .count()
+    };
+    assert_eq!((memfd_adds(&up.to_s), memfd_adds(&up.to_c)), (1, 1));
+    // …but only the faithful server puts the memfd on their sockets.
+    let send_fds: Vec<SocketId> = w
+        .shell
+        .sends
+        .iter()
+        .filter(|(_, m, _)| matches!(m, Message::SendFds))
+        .map(|(sock, _, _)| *sock)
+        .collect();
+    let want = if fault.is_some() {
+        vec![]
+    } else {
+        vec![up.pair.s.1, up.pair.c.1]
+    };
+    assert_eq!(send_fds, want);
+}
+
+fn del_segments(m: &[CtrlMessage]) -> usize {
+    m.iter()
+        .filter(|m| matches!(m, CtrlMessage::AppDelSegment(_)))
+        .count()
+}
+
+#[rstest]
+#[case::faithful(None)]
+#[case::faulty(Some(InjectedFault::EarlyDelSegment))]
+fn fault_early_del_segment_deletes_when_the_first_side_is_cleaned_up(
+    #[case] fault: Option<InjectedFault>,
+) {
+    let mut w = World::with_fault(0, fault);
+    let p = w.established();
+    // C closes: C's side is cleaned up at once, S's waits for S's DISCONNECTED_REPLY.
+    w.post(0, disconnect(p.c.1, p.cs));
+    let (to_s, to_c) = (w.take(p.s.0), w.take(p.c.0));
+    assert!(
+        matches!(to_s.first(), Some(CtrlMessage::Disconnected(_))),
+        "{to_s:?}"
+    );
+    assert!(
+        matches!(to_c.get(1), Some(CtrlMessage::Cleanup(m)) if m.cleanup_type == CleanupType::SESSION),
+        "{to_c:?}"
+    );
+    let early = usize::from(fault.is_some());
+    assert_eq!((del_segments(&to_s), del_segments(&to_c)), (early, early));
+    // The server keeps its own copy until both sides are gone, faulty or not.
+    assert!(w.shell.freed_segments.is_empty());
+    w.post(
+        0,
+        CtrlMessage::DisconnectedReply(SessionHandleReply {
+            context: p.s.1.api_client_handle(),
+            retval: 0,
+            handle: p.ss.0,
+        }),
+    );
+    let (to_s, to_c) = (w.take(p.s.0), w.take(p.c.0));
+    // One DEL_SEGMENT per app in all: the faulty server does not send it again.
+    assert_eq!(
+        (del_segments(&to_s), del_segments(&to_c)),
+        (1 - early, 1 - early)
+    );
+    assert_eq!(w.shell.freed_segments.len(), 1);
+    assert_eq!(w.core.counts().ct_segments, 0);
+}
+
+#[test]
+fn fault_early_del_segment_puts_no_new_pair_in_the_segment_it_deleted() {
+    let mut w = World::with_fault(0, Some(InjectedFault::EarlyDelSegment));
+    let up = w.set_up();
+    let p = &up.pair;
+    w.post(0, disconnect(p.c.1, p.cs));
+    assert_eq!(del_segments(&w.take(p.s.0)), 1);
+    w.take(p.c.0);
+    // S still owes its DISCONNECTED_REPLY, so the server still has the segment; a new pair
+    // goes into a fresh one, announced first, not into the one S was told is gone.
+    w.connect(p.c, [127, 0, 0, 1], 1234, 43);
+    let to_s = w.take(p.s.0);
+    let [CtrlMessage::AppAddSegment(add), CtrlMessage::Accepted(acc)] = to_s.as_slice() else {
+        panic!("{to_s:?}")
+    };
+    assert_eq!(acc.segment_handle, add.segment_handle);
+    assert_ne!(acc.segment_handle, up.accepted.segment_handle);
+}
+
+#[rstest]
+#[case::faithful(None)]
+#[case::faulty(Some(InjectedFault::ReuseHandleBeforeCleanup))]
+fn fault_reuse_handle_before_cleanup_hands_out_a_closing_sessions_handle(
+    #[case] fault: Option<InjectedFault>,
+) {
+    let mut w = World::with_fault(0, fault);
+    let p = w.established();
+    // C closes: S is told, and owes its DISCONNECTED_REPLY; ss's CLEANUP 1 has not gone out.
+    w.post(0, disconnect(p.c.1, p.cs));
+    assert!(matches!(
+        w.take(p.s.0).as_slice(),
+        [CtrlMessage::Disconnected(_)]
+    ));
+    w.take(p.c.0);
+    w.connect(p.c, [127, 0, 0, 1], 1234, 43);
+    let to_s = w.take(p.s.0);
+    let Some(acc) = to_s.iter().find_map(|m| match m {
+        CtrlMessage::Accepted(a) => Some(*a),
+        _ => None,
+    }) else {
+        panic!("no ACCEPTED: {to_s:?}")
+    };
+    // The faulty server drops ss without a word and gives S's new session its handle.
+    assert_eq!(acc.handle == p.ss.0, fault.is_some(), "{to_s:?}");
 }

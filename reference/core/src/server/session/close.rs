@@ -7,10 +7,11 @@ use sapi_wire::ctrl::{
 use tracing::{debug, info};
 
 use crate::action::Action;
+use crate::fault::InjectedFault;
 use crate::ids::{PairId, SessionHandle, WorkerKey};
 
 use super::super::Server;
-use super::{Pair, PendingClose, SessionState, Side, post};
+use super::{Pair, PendingClose, Session, SessionState, Side, Slot, post};
 
 impl Server {
     /// The session `h` posted on `thread`'s mq by the app behind `client_index`, if it owns it.
@@ -98,6 +99,49 @@ impl Server {
             tell_closer,
         });
         self.out.push(Action::ProbeUnread { session: h, fifo });
+    }
+
+    /// Gives `session` a handle on `thread`: the next free one of the thread's pool. A handle
+    /// is free only once its session's CLEANUP type 1 went out (`finish_close`), so no worker
+    /// ever sees a handle name two of its sessions (§9.5) — unless the
+    /// `reuse-handle-before-cleanup` fault is on: then a session of the same worker that was
+    /// told its peer closed, and has not replied yet, is dropped without a word and its handle
+    /// handed out again, as a server that frees sessions at DISCONNECTED rather than at
+    /// CLEANUP would.
+    pub(in crate::server) fn insert_session(
+        &mut self,
+        thread: u8,
+        session: Session,
+    ) -> Option<SessionHandle> {
+        if self.cfg.faults.has(InjectedFault::ReuseHandleBeforeCleanup)
+            && let Some(old) = self.closing_session_of(session.worker, thread)
+            && let Some(s) = self.sessions.session(old)
+        {
+            let (pair_id, side) = (s.pair, s.side);
+            self.finish_close(pair_id, old, side, false, false);
+            if let Some(h) = self.sessions.insert_at(old, Slot::Session(session)) {
+                info!(session = %h, "handle reused before its CLEANUP 1 (injected fault)");
+                return Some(h);
+            }
+            return None;
+        }
+        self.sessions.insert(thread, Slot::Session(session))
+    }
+
+    /// A session of `worker` on `thread` that was told its peer closed and has not closed
+    /// itself yet (its CLEANUP type 1 is still to come).
+    fn closing_session_of(&self, worker: WorkerKey, thread: u8) -> Option<SessionHandle> {
+        self.sessions
+            .pairs
+            .values()
+            .filter(|p| p.thread == thread)
+            .flat_map(|p| [p.ss, p.cs])
+            .flatten()
+            .find(|h| {
+                self.sessions.session(*h).is_some_and(|s| {
+                    s.worker == worker && s.state == SessionState::TransportClosing
+                })
+            })
     }
 
     /// The shell's answer to [`Action::ProbeUnread`].
@@ -217,7 +261,13 @@ impl Server {
             self.out.push(Action::FreeShadows { segment, rx, tx });
         }
         let both_gone = pair.ss.is_none() && pair.cs.is_none();
-        let segment = pair.segment;
+        let (segment, listener, listener_sm) = (
+            pair.segment,
+            pair.listener,
+            pair.listener_worker.segment_manager,
+        );
+        let early = self.cfg.faults.has(InjectedFault::EarlyDelSegment);
+        let mut delete_early = None;
         if let Some(id) = segment
             && let Some(seg) = self.sessions.ct_segments.get_mut(&id)
         {
@@ -225,6 +275,26 @@ impl Server {
                 Side::Server => seg.server_sessions = seg.server_sessions.saturating_sub(1),
                 Side::Client => seg.client_sessions = seg.client_sessions.saturating_sub(1),
             }
+            // The fault: the first side to have no session left in the segment has both apps
+            // told it is gone, while the other side's sessions still use its fifos (§9.6 wants
+            // both counts at 0). No new pair may go into a segment the apps were told is
+            // gone, or the fault would change a second thing (ACCEPTED naming a segment S
+            // does not have).
+            if early
+                && !seg.deleted_early
+                && (seg.server_sessions == 0) != (seg.client_sessions == 0)
+            {
+                seg.deleted_early = true;
+                seg.closed_to_new = true;
+                delete_early = Some((id, seg.client, seg.client_handle, seg.server, seg.handle));
+            }
+        }
+        if let Some((id, client, client_handle, server, handle)) = delete_early {
+            info!(
+                segment = id.0,
+                "ct segment deleted for the apps before both sides were cleaned up (injected fault)"
+            );
+            self.tell_segment_deleted(client, client_handle, server, handle, listener, listener_sm);
         }
         if both_gone && let Some(pair) = self.sessions.pairs.remove(&pair_id) {
             if let (Some(segment), Some((a, b))) = (pair.segment, pair.fifos) {
@@ -281,22 +351,40 @@ impl Server {
             ids.retain(|x| *x != id);
         }
         self.sessions.contexts.retain(|_, v| !v.is_empty());
-        if self
-            .ready_worker_key(seg.client.app, seg.client.wrk)
-            .is_some()
-        {
-            self.out
-                .push(post(seg.client, del_segment(seg.client_handle)));
-        }
-        if self
-            .ready_worker_key(seg.server.app, seg.server.wrk)
-            .is_some()
-            && self.listener_sm_live(pair.listener, pair.listener_worker.segment_manager)
-        {
-            self.out.push(post(seg.server, del_segment(seg.handle)));
+        // Told already, with the `early-del-segment` fault.
+        if !seg.deleted_early {
+            self.tell_segment_deleted(
+                seg.client,
+                seg.client_handle,
+                seg.server,
+                seg.handle,
+                pair.listener,
+                pair.listener_worker.segment_manager,
+            );
         }
         info!(segment = id.0, "ct segment deleted");
         self.out.push(Action::FreeSegment(id));
+    }
+
+    /// DEL_SEGMENT to C (if attached) and to S (if the segment manager of its listener, the
+    /// segment's owner, is still live), each with the handle it knows the segment by.
+    fn tell_segment_deleted(
+        &mut self,
+        client: WorkerKey,
+        client_handle: u64,
+        server: WorkerKey,
+        handle: u64,
+        listener: SessionHandle,
+        listener_sm: u32,
+    ) {
+        if self.ready_worker_key(client.app, client.wrk).is_some() {
+            self.out.push(post(client, del_segment(client_handle)));
+        }
+        if self.ready_worker_key(server.app, server.wrk).is_some()
+            && self.listener_sm_live(listener, listener_sm)
+        {
+            self.out.push(post(server, del_segment(handle)));
+        }
     }
 
     /// A worker is going (APP_DETACH, worker delete, socket close): its listeners stop, its

@@ -11,11 +11,12 @@ use tracing::{debug, info, warn};
 
 use crate::action::{Action, FdRef, SegmentSpec};
 use crate::config::MIN_SEGMENT_SIZE;
+use crate::fault::InjectedFault;
 use crate::ids::{PairId, SegmentId, SessionHandle, WorkerKey, segment_handle};
 use crate::input::ResourceError;
 
 use super::super::Server;
-use super::{CtKey, CtSegment, ListenKey, Pair, Session, SessionState, Side, Slot, post, retval};
+use super::{CtKey, CtSegment, ListenKey, Pair, Session, SessionState, Side, post, retval};
 
 /// Smallest fifo VPP hands out (`docs/sessions.md` §7.4).
 const MIN_FIFO: u64 = 4096;
@@ -214,6 +215,7 @@ impl Server {
                 client_sessions: 0,
                 pairs_placed: 0,
                 closed_to_new: false,
+                deleted_early: false,
                 ssvm_size: None,
                 waiting: vec![pair_id],
             },
@@ -282,7 +284,11 @@ impl Server {
         let Some(sock) = self.worker_socket(w) else {
             return;
         };
-        self.send(sock, Message::SendFds, vec![FdRef::Segment(id)]);
+        // The fault leaves the fd out altogether: sent after the ADD_SEGMENT instead, it would
+        // race the app's look at its socket and be caught only sometimes.
+        if !self.cfg.faults.has(InjectedFault::NoSendFdsBeforeCtSegment) {
+            self.send(sock, Message::SendFds, vec![FdRef::Segment(id)]);
+        }
         self.out.push(post(
             w,
             CtrlMessage::AppAddSegment(AppAddSegment {
@@ -350,7 +356,7 @@ impl Server {
             app_session_index: 0,
             state: SessionState::Accepting,
         };
-        let Some(ss) = self.sessions.insert(thread, Slot::Session(session)) else {
+        let Some(ss) = self.insert_session(thread, session) else {
             return self.fail_pair(pair_id, retval::ALLOC);
         };
         let Some(pair) = self.sessions.pairs.get_mut(&pair_id) else {
@@ -363,10 +369,16 @@ impl Server {
             .map_or(0, |s| s.handle);
         let key = self.sessions.listener(listener).map(|l| l.key);
         let (port, is_ip4) = key.map_or((0, true), |k| (k.port, k.is_ip4));
+        let listener_handle = if self.cfg.faults.has(InjectedFault::WrongListenerHandle) {
+            // An off-by-one in the low bits: still a plausible handle, not the one BOUND gave.
+            listener.0 ^ 1
+        } else {
+            listener.0
+        };
         let msg = CtrlMessage::Accepted(Accepted {
             // Echoed in ACCEPTED_REPLY, which is ignored unless it matches (§4.5).
             context: server.app.0,
-            listener_handle: listener.0,
+            listener_handle,
             handle: ss.0,
             server_rx_fifo: a,
             server_tx_fifo: b,
@@ -479,7 +491,7 @@ impl Server {
             state: SessionState::Ready,
         };
         let thread = pair.thread;
-        let Some(cs) = self.sessions.insert(thread, Slot::Session(session)) else {
+        let Some(cs) = self.insert_session(thread, session) else {
             return self.fail_accepted_pair(pair_id);
         };
         let Some(pair) = self.sessions.pairs.get_mut(&pair_id) else {
@@ -488,6 +500,12 @@ impl Server {
         pair.shadows = Some((seg_id, rx, tx));
         pair.cs = Some(cs);
         let (a, b) = pair.fifos.unwrap_or_default();
+        // C reads B and writes A (§5.10); the fault hands them over the other way round.
+        let (ct_rx, ct_tx) = if self.cfg.faults.has(InjectedFault::SwapCtFifos) {
+            (a, b)
+        } else {
+            (b, a)
+        };
         let (context, listener, segment) = (pair.connect_context, pair.listener, pair.segment);
         let is_ip4 = self
             .sessions
@@ -506,8 +524,8 @@ impl Server {
                 server_rx_fifo: rx,
                 server_tx_fifo: tx,
                 segment_handle: seg_handle,
-                ct_rx_fifo: b,
-                ct_tx_fifo: a,
+                ct_rx_fifo: ct_rx,
+                ct_tx_fifo: ct_tx,
                 ct_segment_handle: ct_handle,
                 vpp_event_queue_address: self.cfg.vpp_mq_offset(usize::from(thread)),
                 lcl: TransportEndpoint {

@@ -254,6 +254,9 @@ pub(crate) struct CtSegment {
     pub pairs_placed: u32,
     /// No new pair goes here any more (one side's count reached 0 once).
     pub closed_to_new: bool,
+    /// Its DEL_SEGMENTs went out already, before both sides were cleaned up (only the
+    /// `early-del-segment` fault does that).
+    pub deleted_early: bool,
     pub ssvm_size: Option<u64>,
     /// Pairs waiting for this segment to be created.
     pub waiting: Vec<PairId>,
@@ -290,6 +293,16 @@ impl Pool {
 
     pub fn get(&self, i: u32) -> Option<&Slot> {
         self.slots.get(i as usize)?.as_ref()
+    }
+
+    /// Puts `slot` into the free slot `i` (only the `reuse-handle-before-cleanup` fault picks
+    /// the index itself); `None` if `i` is not free.
+    pub fn insert_at(&mut self, i: u32, slot: Slot) -> Option<u32> {
+        let pos = self.free.iter().rposition(|f| *f == i)?;
+        let s = self.slots.get_mut(i as usize)?;
+        self.free.remove(pos);
+        *s = Some(slot);
+        Some(i)
     }
 
     pub fn get_mut(&mut self, i: u32) -> Option<&mut Slot> {
@@ -373,6 +386,12 @@ impl Sessions {
 
     pub fn remove(&mut self, h: SessionHandle) -> Option<Slot> {
         self.pools.get_mut(h.thread() as usize)?.remove(h.index())
+    }
+
+    /// Puts a slot under the freed handle `h`, if `h` is free.
+    pub fn insert_at(&mut self, h: SessionHandle, slot: Slot) -> Option<SessionHandle> {
+        let pool = self.pools.get_mut(h.thread() as usize)?;
+        pool.insert_at(h.index(), slot).map(|_| h)
     }
 
     /// The global index of a worker, given on first use (lowest free first, below 0xff so a
