@@ -60,6 +60,10 @@ pub enum InjectedFault {
     /// after), breaking `docs/sessions.md` §3.6 and §7.5: the memfd must be on the worker's
     /// socket before the ADD_SEGMENT is published.
     NoSendFdsBeforeCtSegment,
+    /// The relay posts RX to the reader for every TX without setting (or looking at) the
+    /// reader's `has_event`, breaking `docs/sessions.md` §8.3 step 5: RX only when `has_event`
+    /// was 0, and then it is set.
+    RxWithoutHasEvent,
     /// A ct segment's DEL_SEGMENTs go out as soon as one side (S's or C's) has no session left
     /// in it, while the other side's sessions still use its fifos, breaking `docs/sessions.md`
     /// §9.6: only after both sides of every pair in it are cleaned up.
@@ -72,7 +76,7 @@ pub enum InjectedFault {
 
 impl InjectedFault {
     /// Every fault, in the order `--inject-fault list` prints them.
-    pub const ALL: [InjectedFault; 17] = [
+    pub const ALL: [InjectedFault; 18] = [
         InjectedFault::WrongFdOrder,
         InjectedFault::MissingEventfd,
         InjectedFault::NoCrashDetach,
@@ -88,6 +92,7 @@ impl InjectedFault {
         InjectedFault::WrongListenerHandle,
         InjectedFault::SwapCtFifos,
         InjectedFault::NoSendFdsBeforeCtSegment,
+        InjectedFault::RxWithoutHasEvent,
         InjectedFault::EarlyDelSegment,
         InjectedFault::ReuseHandleBeforeCleanup,
     ];
@@ -134,6 +139,9 @@ impl InjectedFault {
             InjectedFault::NoSendFdsBeforeCtSegment => {
                 "a ct segment's ADD_SEGMENT is posted without its SEND_FDS on the socket"
             }
+            InjectedFault::RxWithoutHasEvent => {
+                "the relay posts RX for every TX, ignoring and not setting the reader's has_event"
+            }
             InjectedFault::EarlyDelSegment => {
                 "a ct segment's DEL_SEGMENT goes out when the first side is cleaned up"
             }
@@ -161,6 +169,7 @@ impl InjectedFault {
             InjectedFault::WrongListenerHandle => "wrong-listener-handle",
             InjectedFault::SwapCtFifos => "swap-ct-fifos",
             InjectedFault::NoSendFdsBeforeCtSegment => "no-send-fds-before-ct-segment",
+            InjectedFault::RxWithoutHasEvent => "rx-without-has-event",
             InjectedFault::EarlyDelSegment => "early-del-segment",
             InjectedFault::ReuseHandleBeforeCleanup => "reuse-handle-before-cleanup",
         }

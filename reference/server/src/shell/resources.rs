@@ -374,11 +374,12 @@ impl Resources {
         if outcome.rx_to_reader
             && let Some(reader) = r.reader
         {
-            self.post_io(
-                reader.worker,
-                IoEvent::rx(reader.app_session_index),
-                Some(r.reader_signals),
-            )?;
+            // The claim of the reader's `has_event` at delivery is what coalesces RX (§8.3
+            // step 5); the fault posts without it, so every TX becomes an RX and the flag
+            // stays 0.
+            let claim =
+                (!self.faults.has(InjectedFault::RxWithoutHasEvent)).then_some(r.reader_signals);
+            self.post_io(reader.worker, IoEvent::rx(reader.app_session_index), claim)?;
         }
         Ok(())
     }
@@ -472,5 +473,78 @@ impl Resources {
     /// Live segments and workers (for leak checks).
     pub fn counts(&self) -> (usize, usize) {
         (self.segments.len(), self.workers.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sapi_core::{AppIndex, IoPeer};
+
+    use super::*;
+
+    /// Two TX relays in a row to one reader (the shell's half of `docs/sessions.md` §8.3, over
+    /// real memfd segments): how many RX its app mq holds afterwards, and its `has_event`.
+    fn two_tx_relays(faults: InjectedFaults) -> (u32, bool) {
+        let mut r = Resources::new(1, Profile::Head, faults).expect("resources");
+        let reader = WorkerKey {
+            app: AppIndex(1),
+            wrk: 0,
+        };
+        let spec = |id, name: &str| SegmentSpec {
+            id: SegmentId(id),
+            name: name.into(),
+            requested_size: 4 << 20,
+            huge_pages: false,
+        };
+        r.create_worker(
+            reader,
+            &WorkerResources {
+                segment: spec(1, "reader"),
+                evt_queue_size: 64,
+                eventfd: true,
+            },
+        )
+        .expect("reader's mq");
+        r.create_segment(&spec(2, "ct")).expect("ct segment");
+        let (a, b) = r
+            .alloc_fifo_pair(SegmentId(2), 0, 4096, 4096)
+            .expect("fifos");
+        let at = |offset| FifoRef {
+            segment: SegmentId(2),
+            offset,
+        };
+        let relay = Relay {
+            writer_signals: at(b),
+            reader_signals: at(a),
+            data: at(a),
+            writer: IoPeer {
+                worker: WorkerKey {
+                    app: AppIndex(2),
+                    wrk: 0,
+                },
+                app_session_index: 5,
+            },
+            reader: Some(IoPeer {
+                worker: reader,
+                app_session_index: 9,
+            }),
+        };
+        r.relay_tx(&relay).expect("first relay");
+        r.relay_tx(&relay).expect("second relay");
+        let seg = r.segments.get(&SegmentId(2)).expect("ct segment");
+        let has_event = Signals::new(seg, a).has_event().expect("A's signals");
+        (r.mq_occupancy(reader).expect("reader's mq"), has_event)
+    }
+
+    #[test]
+    fn a_second_tx_while_the_readers_has_event_is_set_posts_no_rx() {
+        assert_eq!(two_tx_relays(InjectedFaults::default()), (1, true));
+    }
+
+    #[test]
+    fn fault_rx_without_has_event_posts_rx_for_every_tx_and_leaves_the_flag_clear() {
+        let mut faults = InjectedFaults::default();
+        faults.insert(InjectedFault::RxWithoutHasEvent);
+        assert_eq!(two_tx_relays(faults), (2, false));
     }
 }
