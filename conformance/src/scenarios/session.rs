@@ -414,11 +414,20 @@ struct Pair {
     c_end: End,
 }
 
-fn pair(ctx: &Ctx, proto: u8) -> Result<Pair, ScenarioError> {
-    pair_with(ctx, proto, AppOptions::default())
+/// Two apps and an established pair between them. The scenarios that move data through it
+/// fail on the bytes when C's fifos are not ACCEPTED's crossed (sessions §5.10; only
+/// `session.connect.connected_after_accept` checks that relation itself): `check` gets a note
+/// that says why.
+fn pair(ctx: &Ctx, check: &mut Check, proto: u8) -> Result<Pair, ScenarioError> {
+    pair_with(ctx, check, proto, AppOptions::default())
 }
 
-fn pair_with(ctx: &Ctx, proto: u8, s_opts: AppOptions) -> Result<Pair, ScenarioError> {
+fn pair_with(
+    ctx: &Ctx,
+    check: &mut Check,
+    proto: u8,
+    s_opts: AppOptions,
+) -> Result<Pair, ScenarioError> {
     let mut s = app_with(ctx, "s", s_opts)?;
     let mut c = app(ctx, "c")?;
     let port = port();
@@ -432,6 +441,13 @@ fn pair_with(ctx: &Ctx, proto: u8, s_opts: AppOptions) -> Result<Pair, ScenarioE
             "setup connect: CONNECTED retval {}",
             connected.retval
         )));
+    }
+    let crossed = (accepted.server_tx_fifo, accepted.server_rx_fifo);
+    if (connected.ct_rx_fifo, connected.ct_tx_fifo) != crossed {
+        check.note(format!(
+            "C's CONNECTED has ct_rx_fifo {:#x} and ct_tx_fifo {:#x}, not ACCEPTED's server_tx_fifo {:#x} and server_rx_fifo {:#x} (sessions §5.10): C reads and writes other fifos than S writes and reads",
+            connected.ct_rx_fifo, connected.ct_tx_fifo, crossed.0, crossed.1
+        ));
     }
     let s_end = s.server_end(&accepted, S_ASI)?;
     let c_end = c.client_end(&connected, C_CTX)?;
@@ -597,10 +613,12 @@ fn wildcard_fallback(ctx: &Ctx, c: &mut Check) -> Outcome {
     let b = listen_ok(&mut s, ANY, p, PROTO_TCP)?;
     connect(&cl, LOOPBACK, p, PROTO_TCP, C_CTX)?;
     let (a, _) = expect_accepted(&mut s)?;
-    c.eq(
-        "ACCEPTED for 127.0.0.1:P: listener_handle (the 0.0.0.0:P listener)",
-        b.handle,
-        a.listener_handle,
+    c.that(
+        a.listener_handle == b.handle,
+        format!(
+            "ACCEPTED for 127.0.0.1:{p}: listener_handle {:#x} is not BOUND.handle {:#x} of the 0.0.0.0:{p} listener",
+            a.listener_handle, b.handle
+        ),
     );
     accept_reply(&s, &a, a.context, 0)?;
     let (m, _) = expect_connected(&mut cl, C_CTX)?;
@@ -626,7 +644,7 @@ fn wildcard_fallback(ctx: &Ctx, c: &mut Check) -> Outcome {
 
 fn send_fds_first(ctx: &Ctx, c: &mut Check) -> Outcome {
     head_only(ctx)?;
-    let p = pair(ctx, PROTO_TCP)?;
+    let p = pair(ctx, c, PROTO_TCP)?;
     let h = p.accepted.segment_handle;
     match p.s.segments.get(&h) {
         None => c.fail(format!(
@@ -663,7 +681,7 @@ const LOW56: u64 = (1 << 56) - 1;
 
 fn client_handle(ctx: &Ctx, c: &mut Check) -> Outcome {
     head_only(ctx)?;
-    let mut p = pair(ctx, PROTO_TCP)?;
+    let mut p = pair(ctx, c, PROTO_TCP)?;
     let h = p.accepted.segment_handle;
     let Some((hc, info)) = client_copy(&p.c, h) else {
         c.fail(format!(
@@ -816,12 +834,14 @@ fn fifo_headers(ctx: &Ctx, c: &mut Check) -> Outcome {
 
 fn accept_listener_handle(ctx: &Ctx, c: &mut Check) -> Outcome {
     head_only(ctx)?;
-    let p = pair(ctx, PROTO_TCP)?;
+    let p = pair(ctx, c, PROTO_TCP)?;
     let a = &p.accepted;
-    c.eq(
-        "ACCEPTED.listener_handle = BOUND.handle",
-        p.bound.handle,
-        a.listener_handle,
+    c.that(
+        a.listener_handle == p.bound.handle,
+        format!(
+            "ACCEPTED.listener_handle {:#x} is not BOUND.handle {:#x} (sessions §4.2: VCL drops an ACCEPTED that names none of its listeners)",
+            a.listener_handle, p.bound.handle
+        ),
     );
     c.eq(
         "ACCEPTED.mq_index = ACCEPTED.handle >> 32",
@@ -876,15 +896,20 @@ fn connected_after_accept(ctx: &Ctx, c: &mut Check) -> Outcome {
     let (m, _) = expect_connected(&mut cl, C_CTX)?;
     c.retval("CONNECTED retval", ctx.profile, 0, m.retval);
     c.eq("CONNECTED.context = CONNECT.context", C_CTX, m.context);
-    c.eq(
-        "CONNECTED.ct_rx_fifo = ACCEPTED.server_tx_fifo",
-        a.server_tx_fifo,
-        m.ct_rx_fifo,
+    // C reads what S writes (B) and writes what S reads (A).
+    c.that(
+        m.ct_rx_fifo == a.server_tx_fifo,
+        format!(
+            "CONNECTED.ct_rx_fifo {:#x} is not ACCEPTED.server_tx_fifo {:#x} (fifo B, which S writes)",
+            m.ct_rx_fifo, a.server_tx_fifo
+        ),
     );
-    c.eq(
-        "CONNECTED.ct_tx_fifo = ACCEPTED.server_rx_fifo",
-        a.server_rx_fifo,
-        m.ct_tx_fifo,
+    c.that(
+        m.ct_tx_fifo == a.server_rx_fifo,
+        format!(
+            "CONNECTED.ct_tx_fifo {:#x} is not ACCEPTED.server_rx_fifo {:#x} (fifo A, which S reads)",
+            m.ct_tx_fifo, a.server_rx_fifo
+        ),
     );
     match client_copy(&cl, a.segment_handle) {
         Some((hc, _)) => {
@@ -1007,7 +1032,7 @@ fn accept_wrong_context(ctx: &Ctx, c: &mut Check) -> Outcome {
 
 fn rx_once(ctx: &Ctx, c: &mut Check) -> Outcome {
     head_only(ctx)?;
-    let mut p = pair(ctx, PROTO_TCP)?;
+    let mut p = pair(ctx, c, PROTO_TCP)?;
     let data = [0x42u8; 1000];
     let n = p.c_end.write_only(&data)?;
     c.eq("bytes C enqueued into A", data.len(), n);
@@ -1050,7 +1075,7 @@ fn rx_once(ctx: &Ctx, c: &mut Check) -> Outcome {
 
 fn rx_to_c(ctx: &Ctx, c: &mut Check) -> Outcome {
     head_only(ctx)?;
-    let mut p = pair(ctx, PROTO_TCP)?;
+    let mut p = pair(ctx, c, PROTO_TCP)?;
     let data: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
     let (n, posted) = p.s_end.send(&p.s, &data)?;
     c.eq("bytes S enqueued into B", data.len(), n);
@@ -1078,7 +1103,7 @@ fn rx_to_c(ctx: &Ctx, c: &mut Check) -> Outcome {
 
 fn deq_notification(ctx: &Ctx, c: &mut Check) -> Outcome {
     head_only(ctx)?;
-    let mut p = pair(ctx, PROTO_TCP)?;
+    let mut p = pair(ctx, c, PROTO_TCP)?;
     p.c_end.tx.signals.want_deq(deq::WANT_DEQ_NOTIF)?;
     let (n, posted) = p.c_end.send(&p.c, &[7u8; 2048])?;
     c.that(
@@ -1151,7 +1176,7 @@ fn wait_any(apps: [&App; 2], within: Duration) -> Result<bool, ScenarioError> {
 fn stream_64mib(ctx: &Ctx, c: &mut Check) -> Outcome {
     head_only(ctx)?;
     const TOTAL: u64 = 64 << 20;
-    let mut p = pair(ctx, PROTO_TCP)?;
+    let mut p = pair(ctx, c, PROTO_TCP)?;
     let ct =
         p.s.segment(p.accepted.segment_handle, "ACCEPTED.segment_handle")?;
     let byte_index_before = p.s_end.tx.alloc.byte_index()?;
@@ -1325,7 +1350,7 @@ fn expect_close_notice(a: &mut App, handle: u64) -> Result<(Event, Vec<Event>), 
 
 fn close_disconnect(ctx: &Ctx, c: &mut Check) -> Outcome {
     head_only(ctx)?;
-    let mut p = pair(ctx, PROTO_TCP)?;
+    let mut p = pair(ctx, c, PROTO_TCP)?;
     close(&p.c, &p.c_end, ty::DISCONNECT)?;
     let (ev, _) = expect_close_notice(&mut p.s, p.s_end.handle)?;
     match ev.ctrl() {
@@ -1348,7 +1373,7 @@ fn close_disconnect(ctx: &Ctx, c: &mut Check) -> Outcome {
 
 fn reset_on_unread(ctx: &Ctx, c: &mut Check) -> Outcome {
     head_only(ctx)?;
-    let mut p = pair(ctx, PROTO_TCP)?;
+    let mut p = pair(ctx, c, PROTO_TCP)?;
     p.s_end.send(&p.s, &[1u8; 1500])?;
     expect_io(&mut p.c, ty::RX, C_CTX)?;
     // C closes without reading B.
@@ -1364,7 +1389,7 @@ fn reset_on_unread(ctx: &Ctx, c: &mut Check) -> Outcome {
 
 fn close_terminate(ctx: &Ctx, c: &mut Check) -> Outcome {
     head_only(ctx)?;
-    let mut p = pair(ctx, PROTO_TCP)?;
+    let mut p = pair(ctx, c, PROTO_TCP)?;
     close(&p.c, &p.c_end, ty::TERMINATE)?;
     let (ev, _) = expect_close_notice(&mut p.s, p.s_end.handle)?;
     c.that(
@@ -1378,7 +1403,7 @@ fn close_terminate(ctx: &Ctx, c: &mut Check) -> Outcome {
 
 fn passive_reply(ctx: &Ctx, c: &mut Check) -> Outcome {
     head_only(ctx)?;
-    let mut p = pair(ctx, PROTO_TCP)?;
+    let mut p = pair(ctx, c, PROTO_TCP)?;
     close(&p.c, &p.c_end, ty::DISCONNECT)?;
     let (ev, _) = expect_close_notice(&mut p.s, p.s_end.handle)?;
     let reply = if matches!(ev.ctrl(), Some(Ctrl::Reset(_))) {
@@ -1397,7 +1422,7 @@ fn passive_reply(ctx: &Ctx, c: &mut Check) -> Outcome {
 
 fn data_before_disconnected(ctx: &Ctx, c: &mut Check) -> Outcome {
     head_only(ctx)?;
-    let mut p = pair(ctx, PROTO_TCP)?;
+    let mut p = pair(ctx, c, PROTO_TCP)?;
     let (n, posted) = p.c_end.send(&p.c, &[9u8; 4000])?;
     c.that(
         n == 4000 && posted,
@@ -1485,7 +1510,7 @@ fn expect_del_segment_last(
 
 fn del_after_both(ctx: &Ctx, c: &mut Check) -> Outcome {
     head_only(ctx)?;
-    let mut p = pair(ctx, PROTO_TCP)?;
+    let mut p = pair(ctx, c, PROTO_TCP)?;
     let h = p.accepted.segment_handle;
     let Some((hc, info)) = client_copy(&p.c, h) else {
         return Err(ScenarioError::Setup(format!(
@@ -1540,7 +1565,7 @@ fn del_after_both(ctx: &Ctx, c: &mut Check) -> Outcome {
 
 fn shutdown_silent(ctx: &Ctx, c: &mut Check) -> Outcome {
     head_only(ctx)?;
-    let mut p = pair(ctx, PROTO_TCP)?;
+    let mut p = pair(ctx, c, PROTO_TCP)?;
     close(&p.c, &p.c_end, ty::SHUTDOWN)?;
     close(&p.s, &p.s_end, ty::SHUTDOWN)?;
     let cs = p.c.fence_session(&p.c_end)?;
@@ -1562,7 +1587,7 @@ fn shutdown_silent(ctx: &Ctx, c: &mut Check) -> Outcome {
 
 fn unlisten(ctx: &Ctx, c: &mut Check) -> Outcome {
     head_only(ctx)?;
-    let mut p = pair(ctx, PROTO_TCP)?;
+    let mut p = pair(ctx, c, PROTO_TCP)?;
     p.s.post(
         p.s.ctrl_mq(),
         &msg::Unlisten {
@@ -1614,7 +1639,7 @@ fn unlisten(ctx: &Ctx, c: &mut Check) -> Outcome {
 
 fn detach_peer_told(ctx: &Ctx, c: &mut Check) -> Outcome {
     head_only(ctx)?;
-    let mut p = pair(ctx, PROTO_TCP)?;
+    let mut p = pair(ctx, c, PROTO_TCP)?;
     let (t, body) = msg::app_detach(p.c.api_client_handle());
     p.c.post_raw(p.c.ctrl_mq(), t, &body)?;
     let (ev, _) = expect_close_notice(&mut p.s, p.s_end.handle)?;
@@ -1641,7 +1666,7 @@ fn detach_peer_told(ctx: &Ctx, c: &mut Check) -> Outcome {
 
 fn wire_postponed_zero(ctx: &Ctx, c: &mut Check) -> Outcome {
     head_only(ctx)?;
-    let mut p = pair(ctx, PROTO_TCP)?;
+    let mut p = pair(ctx, c, PROTO_TCP)?;
     p.c_end.tx.signals.want_deq(deq::WANT_DEQ_NOTIF)?;
     p.c_end.send(&p.c, &[1u8; 5000])?;
     expect_io(&mut p.s, ty::RX, S_ASI)?;
@@ -1814,7 +1839,7 @@ fn datagram(payload: &[u8], rmt_port: u16, lcl_port: u16) -> Vec<u8> {
 
 fn udp_connected(ctx: &Ctx, c: &mut Check) -> Outcome {
     head_only(ctx)?;
-    let mut p = pair(ctx, PROTO_UDP)?;
+    let mut p = pair(ctx, c, PROTO_UDP)?;
     c.retval(
         "BOUND for a connected UDP listener",
         ctx.profile,

@@ -361,11 +361,21 @@ impl App {
                     }
                 }
             }
-            other => {
+            Recv::Timeout => {
                 return Err(SessionError::SendFds {
                     app: self.name.clone(),
                     handle: a.segment_handle,
-                    why: format!("no SEND_FDS on the socket: {other:?}"),
+                    why: format!(
+                        "no SEND_FDS on the socket within {:?}, so its memfd cannot be mapped (sessions §3.6: the SEND_FDS must be on the socket before the ADD_SEGMENT is published)",
+                        self.timeout
+                    ),
+                });
+            }
+            Recv::Eof => {
+                return Err(SessionError::SendFds {
+                    app: self.name.clone(),
+                    handle: a.segment_handle,
+                    why: "the server closed the socket instead of sending the SEND_FDS".into(),
                 });
             }
         };
