@@ -5,6 +5,8 @@
 //!   event loop, no command line, no log sink. This is what keeps the core sans-IO (quinn-proto's
 //!   rule, here checked by the compiler's view of the graph rather than by convention).
 //! * `sapi-shm` is what any application links: no command line, no log sink, no serialisation.
+//! * `sapi-app` (the app side over `sapi-shm` and `sapi-wire`) likewise, and never the server's
+//!   crates; the conformance suite never uses it (it judges with a session client of its own).
 //! * No arrow runs upward: wire ← shm, wire ← core ← reference.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -92,6 +94,11 @@ fn closure(graph: &BTreeMap<String, BTreeSet<String>>, name: &str) -> BTreeSet<S
     "sapi-shm",
     &["clap", "tracing-subscriber", "serde_json", "sapi-core", "sapi-reference"]
 )]
+#[case::app_is_an_application_library(
+    "sapi-app",
+    &["clap", "tracing-subscriber", "serde_json", "sapi-core", "sapi-reference", "sapi-conformance"]
+)]
+#[case::conformance_judges_with_its_own_client("sapi-conformance", &["sapi-app"])]
 fn crate_depends_on_none_of(#[case] krate: &str, #[case] forbidden: &[&str]) {
     let graph = graph();
     assert!(graph.contains_key(krate), "{krate} is not in the workspace");
