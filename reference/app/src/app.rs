@@ -171,6 +171,9 @@ pub(crate) struct Inner {
     /// Messages handled since [`App::poll`] last returned (by any call: a `try_read` that
     /// found its fifo empty, a `close` waiting for CLEANUP, …).
     unseen: usize,
+    /// Messages handled since attach: a blocking call compares it across a step to learn
+    /// whether the step itself took a wake-up out of the app mq.
+    pub handled: u64,
     /// The socket hung up.
     gone: bool,
     pub detached: bool,
@@ -394,6 +397,7 @@ impl Inner {
             next_index: 0,
             stats: Stats::default(),
             unseen: 0,
+            handled: 0,
             gone: false,
             detached: false,
         })
@@ -547,6 +551,7 @@ impl Inner {
             };
             n += 1;
             self.unseen += 1;
+            self.handled += 1;
             self.handle(d.ring, element.get(..d.len).unwrap_or(&element))?;
         }
     }

@@ -767,16 +767,29 @@ impl Inner {
         mut f: impl FnMut(&mut Inner) -> Result<T, AppError>,
     ) -> Result<T, AppError> {
         let deadline = deadline_of(timeout);
+        let timed_out = || AppError::Timeout {
+            what,
+            after: timeout.unwrap_or(Duration::MAX),
+        };
         loop {
+            let handled = self.handled;
             match f(self) {
                 Err(AppError::WouldBlock) => {}
                 other => return other,
             }
+            if self.handled != handled {
+                // The step's own drain (after its last look at the fifo) took messages out
+                // of the app mq, and one of them may be the very RX or TX this waits for:
+                // the server sent it because the step had re-armed `has_event` or
+                // `want_deq_ntf`, and sends no second one while that flag stays claimed.
+                // Waiting for the mq now would wait for ever; look at the fifo again.
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Err(timed_out());
+                }
+                continue;
+            }
             if !self.wait(deadline)? {
-                return Err(AppError::Timeout {
-                    what,
-                    after: timeout.unwrap_or(Duration::MAX),
-                });
+                return Err(timed_out());
             }
             self.drain()?;
         }
