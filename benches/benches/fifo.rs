@@ -18,14 +18,14 @@
 //! them from ~110 ns to 500–700 ns, and unpinned runs of one bench swung 0.22–1.40× `rtrb`.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use nix::sys::socket::SockType;
 use sapi_benches::buf::PageBuf;
 use sapi_benches::fifo_rig::{self, FifoRig};
+use sapi_benches::peer::Peer;
 use sapi_benches::{Backoff, sys};
 
 const SIZES: [(usize, &str); 4] = [
@@ -36,53 +36,6 @@ const SIZES: [(usize, &str); 4] = [
 ];
 const DELTAS: [(usize, &str); 2] = [(0, "aligned"), (16, "16apart")];
 const CAPACITY: usize = 4 << 20;
-const PEER_FD: i32 = 100;
-
-/// The consumer process.
-struct Peer {
-    child: Child,
-    sock: OwnedFd,
-}
-
-impl Peer {
-    fn spawn() -> Self {
-        let (mine, theirs) = sys::unix_pair(SockType::SeqPacket);
-        let raw = theirs.as_raw_fd();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sapi-bench-peer"));
-        cmd.env("SAPI_BENCH_PEER_FD", PEER_FD.to_string());
-        // SAFETY: dup2 is async-signal-safe; it places the child's end at PEER_FD without
-        // FD_CLOEXEC so only the child keeps it.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::dup2(raw, PEER_FD) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().expect("spawn sapi-bench-peer");
-        drop(theirs);
-        Self { child, sock: mine }
-    }
-
-    fn call(&self, words: &[u64], fds: &[i32]) {
-        sys::send_words(self.sock.as_fd(), words, fds);
-    }
-
-    fn wait_done(&self) {
-        sys::recv_words(self.sock.as_fd()).expect("peer answered");
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        // EOF on its socket ends the peer.
-        let (a, _b) = sys::unix_pair(SockType::SeqPacket);
-        let _ = std::mem::replace(&mut self.sock, a);
-        let _ = self.child.wait();
-    }
-}
-
 fn fifo_threads(rig: &FifoRig, size: usize, delta: usize, iters: u64) -> Duration {
     let total = iters * size as u64;
     let mut src = PageBuf::for_windows(size);
@@ -257,7 +210,7 @@ fn fifo_benches(c: &mut Criterion) {
         sapi_shm::copy::CopyRoutine::chosen()
     );
     let rig = FifoRig::new(CAPACITY as u32);
-    let peer = Peer::spawn();
+    let peer = Peer::spawn(Path::new(env!("CARGO_BIN_EXE_sapi-bench-peer")), &[]);
     peer.call(&[0], &[rig.seg.fd().as_raw_fd()]);
     for (size, size_name) in SIZES {
         let mut g = c.benchmark_group(format!("fifo_{size_name}"));

@@ -44,6 +44,12 @@ impl FifoRig {
         let fifo = fifo::create(seg.fifo_segment(), 0, size).expect("fifo");
         Self { seg, fifo }
     }
+
+    /// A second fifo of `size` bytes in the same segment (the other direction of a duplex
+    /// stream).
+    pub fn add_fifo(&self, size: u32) -> u64 {
+        fifo::create(self.seg.fifo_segment(), 0, size).expect("second fifo")
+    }
 }
 
 /// Address of the byte at offset `off` of `seg`'s fifo-segment region.
@@ -221,6 +227,55 @@ pub fn consume(seg: &Segment, f: u64, read: usize, delta: usize, total: u64, dst
             }
             Err(FifoError::Empty) => wait.snooze(),
             Err(e) => panic!("dequeue: {e}"),
+        }
+    }
+}
+
+/// Moves `total` bytes each way at once from one thread: enqueues into `tx` in writes of up to
+/// `write` bytes from `src` and dequeues from `rx` into `dst`, whichever can move, waiting
+/// with [`Backoff`] only when neither can — the loop of one side of a duplex stream, as an
+/// app drives a session's two fifos.
+pub fn duplex(
+    seg: &Segment,
+    tx: u64,
+    rx: u64,
+    write: usize,
+    total: u64,
+    src: &[u8],
+    dst: &mut [u8],
+) {
+    let mut producer = FifoProducer::attach(seg, tx).expect("producer");
+    let mut consumer = FifoConsumer::attach(seg, rx).expect("consumer");
+    let (mut sent, mut received) = (0u64, 0u64);
+    let mut wait = Backoff::default();
+    while sent < total || received < total {
+        let mut moved = false;
+        if sent < total {
+            let n = (write as u64).min(total - sent) as usize;
+            match producer.enqueue(&src[..n]) {
+                Ok(k) => {
+                    sent += k as u64;
+                    moved |= k > 0;
+                }
+                Err(FifoError::Full | FifoError::NoMemory) => {}
+                Err(e) => panic!("enqueue: {e}"),
+            }
+        }
+        if received < total {
+            let n = (write as u64).min(total - received) as usize;
+            match consumer.dequeue(&mut dst[..n]) {
+                Ok(k) => {
+                    received += k as u64;
+                    moved |= k > 0;
+                }
+                Err(FifoError::Empty) => {}
+                Err(e) => panic!("dequeue: {e}"),
+            }
+        }
+        if moved {
+            wait.reset();
+        } else {
+            wait.snooze();
         }
     }
 }

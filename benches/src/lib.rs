@@ -2,21 +2,27 @@
 //! cross-process peer share.
 //!
 //! Rooms:
+//! * [`anchors`] — anchors more than one bench uses (the bare 3-fd `SOCK_SEQPACKET` round trip).
 //! * [`buf`] — page-aligned application buffers placed at a chosen distance (mod 4096) from
 //!   the bytes they are copied to or from.
 //! * [`sys`] — eventfds, pipes, socket pairs, `SCM_RIGHTS` send/receive, the fd limit.
 //! * [`fifo_rig`] — a fifo in a memfd segment, and where its next write or read lands.
 //! * [`server`] — the reference server in a process of its own, and its clients.
+//! * [`peer`] — the bench's other process (`sapi-bench-peer`), pinned to CPU 1.
+//! * [`streams`] — sink, source and duplex loops over a session, and over a stream socket.
 //! * [`stats`] — per-operation latencies (median, p99) written beside criterion's estimates.
 //! * [`workloads`] — the deterministic workloads of the instruction-count gate.
 //!
 //! Must never: make an anchor do less work than the subject it stands beside, or put a
 //! bench-only knob (such as [`workloads::SLOW_ENV`]) into the crates being measured.
 
+pub mod anchors;
 pub mod buf;
 pub mod fifo_rig;
+pub mod peer;
 pub mod server;
 pub mod stats;
+pub mod streams;
 pub mod sys;
 pub mod workloads;
 
