@@ -1002,3 +1002,68 @@ fn fault_reuse_handle_before_cleanup_hands_out_a_closing_sessions_handle(
     // The faulty server drops ss without a word and gives S's new session its handle.
     assert_eq!(acc.handle == p.ss.0, fault.is_some(), "{to_s:?}");
 }
+
+/// An app connecting to its own listener from the same worker (found by the simulation).
+fn self_pair(w: &mut World) -> ((WorkerKey, SocketId), Vec<CtrlMessage>) {
+    let s = w.local_app();
+    w.listen(s.0, s.1, [127, 0, 0, 1], 1234);
+    w.connect(s, [127, 0, 0, 1], 1234, 42);
+    (s, w.take(s.0))
+}
+
+#[test]
+fn an_app_connected_to_itself_knows_the_ct_segment_by_two_different_handles() {
+    let mut w = World::new(0);
+    let (_, told) = self_pair(&mut w);
+    let handles: Vec<u64> = told
+        .iter()
+        .filter_map(|m| match m {
+            CtrlMessage::AppAddSegment(a) => Some(a.segment_handle),
+            _ => None,
+        })
+        .collect();
+    // §4.3: the client form must differ from every other segment handle of C's worker, and
+    // here C's worker is S's: with global worker index 0 both forms were the same value.
+    assert_eq!(handles.len(), 2, "{told:?}");
+    assert_ne!(handles[0], handles[1], "{told:?}");
+    assert!(matches!(told.last(), Some(CtrlMessage::Accepted(_))));
+}
+
+#[rstest]
+#[case::before_accepting(false)]
+#[case::established(true)]
+fn an_app_detaching_from_a_pair_with_itself_is_told_nothing(#[case] accept: bool) {
+    let mut w = World::new(0);
+    let (s, told) = self_pair(&mut w);
+    if accept {
+        let Some(CtrlMessage::Accepted(a)) = told.last().cloned() else {
+            panic!("no ACCEPTED: {told:?}")
+        };
+        w.post(
+            0,
+            CtrlMessage::AcceptedReply(AcceptedReply {
+                context: a.context,
+                retval: 0,
+                handle: a.handle,
+                app_session_index: 9,
+            }),
+        );
+        let connected = w.take(s.0);
+        assert!(
+            matches!(connected.as_slice(), [CtrlMessage::Connected(c)] if c.retval == 0),
+            "{connected:?}"
+        );
+    }
+    w.post(
+        0,
+        CtrlMessage::AppDetach(AppDetach {
+            client_index: s.1.api_client_handle(),
+            context: 0,
+        }),
+    );
+    // §9.7: no notification to the detaching worker — not the CONNECTED −2, DISCONNECTED or
+    // DEL_SEGMENT it would have got as the other side of its own pair.
+    assert_eq!(w.take(s.0), Vec::new());
+    assert_eq!(w.core.counts().pairs, 0);
+    assert_eq!(w.core.counts().ct_segments, 0);
+}

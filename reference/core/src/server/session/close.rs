@@ -93,7 +93,8 @@ impl Server {
             self.finish_close(pair_id, h, side, false, tell_closer);
             return;
         };
-        pair.closing = Some(PendingClose {
+        pair.closing.retain(|c| c.closer != h);
+        pair.closing.push(PendingClose {
             closer: h,
             terminate: false,
             tell_closer,
@@ -150,17 +151,12 @@ impl Server {
             return;
         };
         let (pair_id, side) = (s.pair, s.side);
-        let Some(pending) = self
-            .sessions
-            .pairs
-            .get_mut(&pair_id)
-            .and_then(|p| p.closing.take())
-        else {
+        let Some(pending) = self.sessions.pairs.get_mut(&pair_id).and_then(|p| {
+            let i = p.closing.iter().position(|c| c.closer == h)?;
+            Some(p.closing.remove(i))
+        }) else {
             return;
         };
-        if pending.closer != h {
-            return;
-        }
         self.finish_close(
             pair_id,
             h,
@@ -219,15 +215,26 @@ impl Server {
         else {
             return;
         };
+        let closing_itself = self
+            .sessions
+            .pairs
+            .get(&pair_id)
+            .is_some_and(|pair| pair.closing.iter().any(|c| c.closer == p));
         let Some(s) = self.sessions.session_mut(p) else {
             return;
         };
-        if s.state == SessionState::TransportClosing {
+        // Told already, or closing itself (its own close waits for the shell's probe): a
+        // session whose app asked to close is not told its peer closed (§9.2).
+        if s.state == SessionState::TransportClosing || closing_itself {
             return;
         }
         let accepting = s.state == SessionState::Accepting;
         s.state = SessionState::TransportClosing;
         let worker = s.worker;
+        if self.sessions.detaching == Some(worker) {
+            // Its own peer (a pair with itself on both sides) is closing with it: not a word.
+            return;
+        }
         if accepting {
             // S was never told of this session beyond ACCEPTED: nothing to disconnect yet;
             // its ACCEPTED_REPLY will find it closing.
@@ -397,6 +404,7 @@ impl Server {
         {
             return;
         }
+        self.sessions.detaching = Some(worker);
         for l in self.listeners_of(worker) {
             self.stop_listening(l, worker.wrk);
         }
@@ -433,6 +441,7 @@ impl Server {
             }
         }
         self.sessions.forget_worker(worker);
+        self.sessions.detaching = None;
     }
 }
 

@@ -95,7 +95,7 @@ impl Server {
                 shadows: None,
                 ss: None,
                 cs: None,
-                closing: None,
+                closing: Vec::new(),
                 client_gone: false,
             },
         );

@@ -21,9 +21,11 @@ impl Server {
     }
 
     /// A ready worker of `app` (its resources exist and its reply went out).
+    /// A detaching worker is not ready: nothing more is sent to it (`docs/sessions.md` §9.7).
     pub(in crate::server) fn ready_worker_key(&self, app: AppIndex, wrk: u32) -> Option<WorkerKey> {
         let w = self.apps.get(&app)?.workers.get(&wrk)?;
-        w.pending.is_none().then_some(WorkerKey { app, wrk })
+        let key = WorkerKey { app, wrk };
+        (w.pending.is_none() && self.sessions.detaching != Some(key)).then_some(key)
     }
 
     fn has_local_scope(&self, app: AppIndex) -> bool {

@@ -173,8 +173,10 @@ pub(crate) struct Pair {
     pub shadows: Option<(SegmentId, u64, u64)>,
     pub ss: Option<SessionHandle>,
     pub cs: Option<SessionHandle>,
-    /// A close waiting for the shell to say whether the closer left unread data.
-    pub closing: Option<PendingClose>,
+    /// Closes waiting for the shell to say whether their closer left unread data: one per
+    /// side at most (both sides close in one batch when a worker paired with itself, or an app
+    /// whose two workers are paired, detaches).
+    pub closing: Vec<PendingClose>,
     /// C detached before S answered ACCEPTED: no CONNECTED can be delivered.
     pub client_gone: bool,
 }
@@ -339,6 +341,9 @@ pub(crate) struct Sessions {
     /// Global worker indices in use (the top byte of a client-form ct handle).
     pub global_workers: BTreeMap<WorkerKey, u32>,
     pub free_global: VecDeque<u32>,
+    /// The worker whose sessions `detach_sessions` is closing: it is told nothing more, even
+    /// about a pair it is on both sides of (an app connected to its own listener).
+    pub detaching: Option<WorkerKey>,
 }
 
 impl Sessions {
@@ -394,8 +399,10 @@ impl Sessions {
         pool.insert_at(h.index(), slot).map(|_| h)
     }
 
-    /// The global index of a worker, given on first use (lowest free first, below 0xff so a
-    /// client-form handle never starts with 0xff, `docs/sessions.md` §4.3).
+    /// The global index of a worker, given on first use: 1 to 0xfe, so a client-form handle
+    /// never starts with 0xff (`docs/sessions.md` §4.3) and never equals the server form of the
+    /// same segment (top byte 0): an app that connects to its own listener from the same
+    /// worker is told of one ct segment twice, and its two handles must differ.
     pub fn global_index(&mut self, w: WorkerKey) -> Option<u32> {
         if let Some(i) = self.global_workers.get(&w) {
             return Some(*i);
@@ -404,7 +411,7 @@ impl Sessions {
         let i = self
             .free_global
             .pop_front()
-            .or((used < 0xff).then_some(used))?;
+            .or((used < 0xfe).then_some(used + 1))?;
         self.global_workers.insert(w, i);
         Some(i)
     }
