@@ -30,6 +30,8 @@ struct Shell {
     freed_fifos: Vec<(SegmentId, u64)>,
     /// Answer ProbeUnread with this.
     unread: bool,
+    /// Answer AllocShadows with NoRoom.
+    no_room_for_shadows: bool,
     next_offset: u64,
 }
 
@@ -110,10 +112,12 @@ impl World {
                 Action::AllocShadows { pair, .. } => {
                     let rx = self.offset();
                     let tx = self.offset();
-                    self.core.input(Input::ShadowsAllocated {
-                        pair,
-                        result: Ok((rx, tx)),
-                    })
+                    let result = if self.shell.no_room_for_shadows {
+                        Err(sapi_core::ResourceError::NoRoom)
+                    } else {
+                        Ok((rx, tx))
+                    };
+                    self.core.input(Input::ShadowsAllocated { pair, result })
                 }
                 Action::ProbeUnread { session, .. } => self.core.input(Input::Unread {
                     session,
@@ -1066,4 +1070,50 @@ fn an_app_detaching_from_a_pair_with_itself_is_told_nothing(#[case] accept: bool
     assert_eq!(w.take(s.0), Vec::new());
     assert_eq!(w.core.counts().pairs, 0);
     assert_eq!(w.core.counts().ct_segments, 0);
+}
+
+#[test]
+fn c_refused_for_want_of_shadows_is_refused_once_when_s_detaches() {
+    // Found by the session simulation: C got CONNECTED −4, then CONNECTED −2 for the same
+    // CONNECT when S detached with the pair still half-built.
+    let mut w = World::new(0);
+    let s = w.local_app();
+    let c = w.local_app();
+    w.listen(s.0, s.1, [127, 0, 0, 1], 1234);
+    w.connect(c, [127, 0, 0, 1], 1234, 42);
+    let Some(CtrlMessage::Accepted(a)) = w.take(s.0).last().cloned() else {
+        panic!("no ACCEPTED")
+    };
+    w.take(c.0);
+    w.shell.no_room_for_shadows = true;
+    w.post(
+        0,
+        CtrlMessage::AcceptedReply(AcceptedReply {
+            context: a.context,
+            retval: 0,
+            handle: a.handle,
+            app_session_index: 9,
+        }),
+    );
+    assert!(
+        matches!(w.take(c.0).as_slice(), [CtrlMessage::Connected(x)] if x.retval == -4),
+        "C refused with ALLOC"
+    );
+    assert!(matches!(
+        w.take(s.0).as_slice(),
+        [CtrlMessage::Disconnected(_)]
+    ));
+    w.post(
+        0,
+        CtrlMessage::AppDetach(AppDetach {
+            client_index: s.1.api_client_handle(),
+            context: 0,
+        }),
+    );
+    let to_c = w.take(c.0);
+    assert!(
+        to_c.iter().all(|m| !matches!(m, CtrlMessage::Connected(_))),
+        "a second CONNECTED for one CONNECT: {to_c:?}"
+    );
+    assert_eq!(w.core.counts().pairs, 0);
 }

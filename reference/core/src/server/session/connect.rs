@@ -546,9 +546,11 @@ impl Server {
         if let Some(ss) = pair.ss {
             self.sessions.remove(ss);
         }
-        if self
-            .ready_worker_key(pair.client.app, pair.client.wrk)
-            .is_some()
+        // C was answered already (or left): one CONNECTED per CONNECT.
+        if !pair.client_gone
+            && self
+                .ready_worker_key(pair.client.app, pair.client.wrk)
+                .is_some()
         {
             self.connected_error(pair.client, pair.connect_context, rv);
         }
@@ -558,9 +560,11 @@ impl Server {
     /// S accepted but C's side cannot be completed: S's session closes (S is told
     /// DISCONNECTED), C is refused.
     fn fail_accepted_pair(&mut self, pair_id: PairId) {
-        let Some(pair) = self.sessions.pairs.get(&pair_id) else {
+        let Some(pair) = self.sessions.pairs.get_mut(&pair_id) else {
             return;
         };
+        // C has its answer: whatever ends the pair later must not send it another.
+        pair.client_gone = true;
         let (client, context, ss) = (pair.client, pair.connect_context, pair.ss);
         self.connected_error(client, context, retval::ALLOC);
         if let Some(ss) = ss {

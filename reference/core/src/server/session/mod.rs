@@ -177,7 +177,8 @@ pub(crate) struct Pair {
     /// side at most (both sides close in one batch when a worker paired with itself, or an app
     /// whose two workers are paired, detaches).
     pub closing: Vec<PendingClose>,
-    /// C detached before S answered ACCEPTED: no CONNECTED can be delivered.
+    /// C detached before S answered ACCEPTED, or was refused after S accepted: no CONNECTED
+    /// can be delivered any more.
     pub client_gone: bool,
 }
 
