@@ -1117,3 +1117,32 @@ fn c_refused_for_want_of_shadows_is_refused_once_when_s_detaches() {
     );
     assert_eq!(w.core.counts().pairs, 0);
 }
+
+#[test]
+fn s_detaching_after_c_closed_tells_c_nothing() {
+    // Found by the session simulation: S's detach took a pair whose client session had closed
+    // for one that never got its CONNECTED, and sent C a CONNECTED −2 for a CONNECT answered
+    // long before.
+    let mut w = World::new(0);
+    let p = w.established();
+    w.post(0, disconnect(p.c.1, p.cs));
+    let to_c = w.take(p.c.0);
+    assert!(
+        matches!(to_c.last(), Some(CtrlMessage::Cleanup(c)) if c.cleanup_type == CleanupType::SESSION),
+        "{to_c:?}"
+    );
+    w.take(p.s.0);
+    w.post(
+        0,
+        CtrlMessage::AppDetach(AppDetach {
+            client_index: p.s.1.api_client_handle(),
+            context: 0,
+        }),
+    );
+    let to_c = w.take(p.c.0);
+    assert!(
+        to_c.iter().all(|m| !matches!(m, CtrlMessage::Connected(_))),
+        "{to_c:?}"
+    );
+    assert_eq!(w.core.counts().pairs, 0);
+}

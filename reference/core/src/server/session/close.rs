@@ -413,7 +413,9 @@ impl Server {
             .pairs
             .iter()
             .flat_map(|(id, p)| {
-                let connected = p.cs.is_some();
+                // C was sent its CONNECTED (its shadows exist from then on), even if its
+                // session has closed since.
+                let connected = p.shadows.is_some();
                 let mut v = Vec::new();
                 if p.server == worker {
                     v.push((*id, Side::Server, p.ss, connected));
