@@ -1146,3 +1146,58 @@ fn s_detaching_after_c_closed_tells_c_nothing() {
     );
     assert_eq!(w.core.counts().pairs, 0);
 }
+
+#[rstest]
+#[case::c_refused_for_want_of_shadows(true)]
+#[case::c_gone_before_s_accepted(false)]
+fn a_pair_whose_c_never_had_a_session_frees_its_ct_segment_when_s_closes(#[case] shadows: bool) {
+    // Found by the session simulation: C's share of the ct segment was never given back, so
+    // the segment outlived both apps' sessions (and S never got its DEL_SEGMENT).
+    let mut w = World::new(0);
+    let s = w.local_app();
+    let c = w.local_app();
+    w.listen(s.0, s.1, [127, 0, 0, 1], 1234);
+    w.connect(c, [127, 0, 0, 1], 1234, 42);
+    let Some(CtrlMessage::Accepted(a)) = w.take(s.0).last().cloned() else {
+        panic!("no ACCEPTED")
+    };
+    if shadows {
+        w.shell.no_room_for_shadows = true;
+    } else {
+        w.post(
+            0,
+            CtrlMessage::AppDetach(AppDetach {
+                client_index: c.1.api_client_handle(),
+                context: 0,
+            }),
+        );
+    }
+    w.post(
+        0,
+        CtrlMessage::AcceptedReply(AcceptedReply {
+            context: a.context,
+            retval: 0,
+            handle: a.handle,
+            app_session_index: 9,
+        }),
+    );
+    assert!(matches!(
+        w.take(s.0).as_slice(),
+        [CtrlMessage::Disconnected(_)]
+    ));
+    w.post(
+        0,
+        CtrlMessage::DisconnectedReply(SessionHandleReply {
+            context: s.1.api_client_handle(),
+            retval: 0,
+            handle: a.handle,
+        }),
+    );
+    let to_s = w.take(s.0);
+    assert!(
+        matches!(to_s.last(), Some(CtrlMessage::AppDelSegment(_))),
+        "{to_s:?}"
+    );
+    assert_eq!(w.core.counts().ct_segments, 0);
+    assert_eq!(w.core.counts().pairs, 0);
+}

@@ -268,6 +268,9 @@ impl Server {
             self.out.push(Action::FreeShadows { segment, rx, tx });
         }
         let both_gone = pair.ss.is_none() && pair.cs.is_none();
+        // C never got a session (it left before S accepted, or its shadows could not be
+        // carved): with ss gone none can come, and C's share of the segment goes with S's.
+        let no_client_session = pair.shadows.is_none();
         let (segment, listener, listener_sm) = (
             pair.segment,
             pair.listener,
@@ -279,7 +282,12 @@ impl Server {
             && let Some(seg) = self.sessions.ct_segments.get_mut(&id)
         {
             match side {
-                Side::Server => seg.server_sessions = seg.server_sessions.saturating_sub(1),
+                Side::Server => {
+                    seg.server_sessions = seg.server_sessions.saturating_sub(1);
+                    if no_client_session {
+                        seg.client_sessions = seg.client_sessions.saturating_sub(1);
+                    }
+                }
                 Side::Client => seg.client_sessions = seg.client_sessions.saturating_sub(1),
             }
             // The fault: the first side to have no session left in the segment has both apps
