@@ -103,3 +103,147 @@ fn attach_resource_failures_leave_nothing() {
         }
     }
 }
+
+/// Found by the session simulation (head seed 16): a worker paired twice with itself in one ct
+/// segment detaches; one pair ends at once, the other after its unread probe, and the probe's
+/// answer deleted the segment ahead of the first pair's queued FreeFifoPair: the shell unmapped
+/// a segment with a fifo pair still in it. Fixed by unmapping ct segments after the batch.
+#[test]
+fn a_ct_segment_is_unmapped_after_every_fifo_pair_in_it_is_freed() {
+    use sapi_testkit::sim::CloseHow::*;
+    let ops: Vec<Op> = vec![
+        Op::Connect {
+            ns: Pick(0),
+            pid: 517412,
+        },
+        Op::Attach {
+            sock: Pick::NEWEST,
+            name: vec![97],
+            options: AttachOptions([
+                65, 0, 0, 4194304, 0, 65536, 65536, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            ]),
+        },
+        Op::Connect {
+            ns: Pick(0),
+            pid: 41449,
+        },
+        Op::Attach {
+            sock: Pick::NEWEST,
+            name: vec![
+                108, 119, 120, 101, 99, 122, 116, 119, 101, 100, 99, 113, 105, 119, 113, 115, 104,
+                118, 115, 107, 106, 109,
+            ],
+            options: AttachOptions([
+                325, 128, 67108864, 0, 0, 65536, 65536, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            ]),
+        },
+        Op::WorkerAdd {
+            sock: Pick(225057650),
+            app: Pick(199774872),
+        },
+        Op::Connect {
+            ns: Pick(178391473),
+            pid: 267419,
+        },
+        Op::Attach {
+            sock: Pick::NEWEST,
+            name: vec![97, 106],
+            options: AttachOptions([
+                65, 128, 0, 4194304, 0, 65536, 65536, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            ]),
+        },
+        Op::Connect {
+            ns: Pick(0),
+            pid: 439610,
+        },
+        Op::Listen {
+            wrk: Pick(143557097),
+            addr: 202,
+            port: 212,
+            udp: true,
+        },
+        Op::WorkerAdd {
+            sock: Pick(123179940),
+            app: Pick(241000740),
+        },
+        Op::Attach {
+            sock: Pick::NEWEST,
+            name: vec![
+                106, 120, 111, 119, 99, 121, 105, 116, 106, 119, 99, 114, 108, 104, 111, 112, 116,
+                118, 122, 118, 115, 117, 104, 112, 100, 107, 101, 103, 111, 99, 116, 97, 108, 110,
+                115, 121, 111, 104, 97, 108, 110, 97, 116, 108, 103, 115, 110, 117, 105, 102, 104,
+                103,
+            ],
+            options: AttachOptions([
+                65, 16, 0, 4194304, 0, 65536, 65536, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            ]),
+        },
+        Op::Dial {
+            wrk: Pick(226563721),
+            to: Pick(105558954),
+            addr: 0,
+            port: 166,
+            udp: false,
+        },
+        Op::Dial {
+            wrk: Pick(87192758),
+            to: Pick(151292622),
+            addr: 45,
+            port: 57,
+            udp: true,
+        },
+        Op::WorkerAdd {
+            sock: Pick::NEWEST,
+            app: Pick(257820379),
+        },
+        Op::Connect {
+            ns: Pick(74339742),
+            pid: 93364,
+        },
+        Op::Accept {
+            acc: Pick(250215391),
+            reject: false,
+        },
+        Op::Dial {
+            wrk: Pick(99098280),
+            to: Pick(11336685),
+            addr: 0,
+            port: 47,
+            udp: false,
+        },
+        Op::Attach {
+            sock: Pick::NEWEST,
+            name: vec![
+                112, 97, 100, 120, 121, 118, 113, 121, 120, 116, 121, 99, 105, 105, 109, 118, 108,
+                97, 105, 120, 105, 115, 120, 101, 114, 115, 106, 112, 97, 112, 97, 110, 115, 114,
+                106, 104, 113, 107, 99, 116, 103,
+            ],
+            options: AttachOptions([
+                193, 0, 67108864, 0, 0, 65536, 65536, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            ]),
+        },
+        Op::Dial {
+            wrk: Pick(184400527),
+            to: Pick(94576196),
+            addr: 0,
+            port: 41,
+            udp: true,
+        },
+        Op::Dial {
+            wrk: Pick(198693926),
+            to: Pick(210320318),
+            addr: 0,
+            port: 238,
+            udp: false,
+        },
+        Op::Accept {
+            acc: Pick(60338550),
+            reject: false,
+        },
+        Op::Shut {
+            sess: Pick(168771370),
+            how: Reply,
+        },
+    ];
+    Sim::run_ops(Profile::Head, &ops).expect("no violation");
+}

@@ -131,6 +131,9 @@ pub struct Server {
     /// still pending, so the answer to a resource request is acted on before the rest of the
     /// batch that asked for it — as if the shell had performed it depth-first.
     pending: VecDeque<Action>,
+    /// Actions that must come after every action pending when they were asked for (a ct
+    /// segment's unmap after the fifo frees queued before it; see `queue_out`).
+    out_last: Vec<Action>,
     /// Sockets whose send failed, handled once every pending action has been performed.
     failed_sends: VecDeque<SocketId>,
     /// Listeners, cut-through pairs and their segments.
@@ -153,6 +156,7 @@ impl Server {
             certkeys: vec![Some(Vec::new())],
             pending_admin: None,
             out: Vec::new(),
+            out_last: Vec::new(),
             pending: VecDeque::new(),
             failed_sends: VecDeque::new(),
             sessions: session::Sessions {
@@ -232,5 +236,9 @@ impl Server {
         for action in self.out.drain(..).rev() {
             self.pending.push_front(action);
         }
+        // An answer's actions go first, and may end a ct segment while a batch still holds a
+        // FreeFifoPair in it (a detach closing several pairs of one segment, some at once and
+        // some after their unread probe): its unmap waits for the rest of the batch.
+        self.pending.extend(self.out_last.drain(..));
     }
 }

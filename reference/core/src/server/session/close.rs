@@ -301,7 +301,8 @@ impl Server {
             {
                 seg.deleted_early = true;
                 seg.closed_to_new = true;
-                delete_early = Some((id, seg.client, seg.client_handle, seg.server, seg.handle));
+                let client = (!seg.client_detached).then_some(seg.client);
+                delete_early = Some((id, client, seg.client_handle, seg.server, seg.handle));
             }
         }
         if let Some((id, client, client_handle, server, handle)) = delete_early {
@@ -369,7 +370,7 @@ impl Server {
         // Told already, with the `early-del-segment` fault.
         if !seg.deleted_early {
             self.tell_segment_deleted(
-                seg.client,
+                (!seg.client_detached).then_some(seg.client),
                 seg.client_handle,
                 seg.server,
                 seg.handle,
@@ -378,21 +379,24 @@ impl Server {
             );
         }
         info!(segment = id.0, "ct segment deleted");
-        self.out.push(Action::FreeSegment(id));
+        self.out_last.push(Action::FreeSegment(id));
     }
 
     /// DEL_SEGMENT to C (if attached) and to S (if the segment manager of its listener, the
     /// segment's owner, is still live), each with the handle it knows the segment by.
+    /// `client` is `None` once C's worker has detached.
     fn tell_segment_deleted(
         &mut self,
-        client: WorkerKey,
+        client: Option<WorkerKey>,
         client_handle: u64,
         server: WorkerKey,
         handle: u64,
         listener: SessionHandle,
         listener_sm: u32,
     ) {
-        if self.ready_worker_key(client.app, client.wrk).is_some() {
+        if let Some(client) = client
+            && self.ready_worker_key(client.app, client.wrk).is_some()
+        {
             self.out.push(post(client, del_segment(client_handle)));
         }
         if self.ready_worker_key(server.app, server.wrk).is_some()
@@ -413,6 +417,16 @@ impl Server {
             return;
         }
         self.sessions.detaching = Some(worker);
+        // Its global index (and its key, within its app) may go to a new worker, which must
+        // neither be told of nor be given a pair in a segment it never mapped.
+        for seg in self.sessions.ct_segments.values_mut() {
+            if seg.client == worker {
+                seg.client_detached = true;
+            }
+            if seg.client == worker || seg.server == worker {
+                seg.closed_to_new = true;
+            }
+        }
         for l in self.listeners_of(worker) {
             self.stop_listening(l, worker.wrk);
         }

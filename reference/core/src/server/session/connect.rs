@@ -215,6 +215,7 @@ impl Server {
                 client_sessions: 0,
                 pairs_placed: 0,
                 closed_to_new: false,
+                client_detached: false,
                 deleted_early: false,
                 ssvm_size: None,
                 waiting: vec![pair_id],

@@ -257,6 +257,9 @@ pub(crate) struct CtSegment {
     pub pairs_placed: u32,
     /// No new pair goes here any more (one side's count reached 0 once).
     pub closed_to_new: bool,
+    /// C's worker detached: whatever worker later has its key (worker indices are reused
+    /// within an app) never heard of this segment and gets no DEL_SEGMENT for it.
+    pub client_detached: bool,
     /// Its DEL_SEGMENTs went out already, before both sides were cleaned up (only the
     /// `early-del-segment` fault does that).
     pub deleted_early: bool,
