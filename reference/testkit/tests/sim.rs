@@ -1,9 +1,12 @@
 //! Deterministic simulation of hundreds of apps over the sans-IO core: random connects, attaches
 //! (valid and malformed), worker churn, cert-keys, junk datagrams, crashes, send failures,
-//! resource-creation failures, segment adds/deletes and namespace adds/deletes, with every
-//! invariant of `sapi_testkit::sim` checked after every step.
+//! resource-creation failures, segment adds/deletes and namespace adds/deletes, and the session
+//! layer (listen, unlisten, connect, accept and reject, writes and reads with their io events,
+//! every kind of close, crashes and detaches mid-session, hostile messages), with every
+//! invariant of `sapi_testkit::sim` checked after every step and, at the end of each run, every
+//! socket closed and nothing left held.
 //!
-//! `cargo test` runs a fixed set of seeds (32 per profile × 2,000 steps). The long run (failing
+//! `cargo test` runs a fixed set of seeds (32 per profile × 3,000 steps). The long run (failing
 //! seeds are printed with a shrunk replay):
 //!
 //! ```text
@@ -24,7 +27,7 @@ use sapi_wire::Profile;
 
 /// Seeds and steps `cargo test` runs for each profile.
 const CI_SEEDS: u64 = 32;
-const CI_STEPS: usize = 2_000;
+const CI_STEPS: usize = 3_000;
 
 /// Runs `ops`; a violation or a panic is the failure text.
 fn outcome(profile: Profile, ops: &[Op]) -> Result<Stats, String> {
@@ -112,6 +115,7 @@ fn run_seeds(profile: Profile, first: u64, seeds: u64, steps: usize) -> Vec<Stri
                 total.crashes += s.crashes;
                 total.max_live_apps = total.max_live_apps.max(s.max_live_apps);
                 total.max_live_sockets = total.max_live_sockets.max(s.max_live_sockets);
+                total.sessions.add(&s.sessions);
             }
             Err(report) => {
                 eprintln!("{report}");
@@ -154,6 +158,43 @@ fn reaches_hundreds_of_apps() {
         "{stats:?}"
     );
     assert!(stats.crashes > 50 && stats.segments_added > 20, "{stats:?}");
+}
+
+/// The seeded runs reach the session layer: sessions are established, carry data, close in
+/// every way, and their apps crash mid-session.
+#[test]
+fn seeded_runs_establish_move_data_and_close_sessions() {
+    let mut t = sapi_testkit::sim::SessionStats::default();
+    for seed in 0..8 {
+        let stats = run_seed(Profile::Head, seed, CI_STEPS).expect("seed passes");
+        t.add(&stats.sessions);
+    }
+    eprintln!("{t:?}");
+    assert!(t.established >= 100, "{t:?}");
+    assert!(
+        t.bytes_written > 0 && t.bytes_read > 0 && t.io_events_to_apps > 0,
+        "{t:?}"
+    );
+    assert!(
+        t.closes_disconnect > 0 && t.closes_terminate > 0 && t.closes_reply > 0,
+        "{t:?}"
+    );
+    assert!(
+        t.told_disconnected > 0 && t.told_reset > 0 && t.cleanups > 0,
+        "{t:?}"
+    );
+    assert!(
+        t.crashes_mid_session > 0 && t.crashes_of_s > 0 && t.detaches > 0,
+        "{t:?}"
+    );
+    assert!(
+        t.accepts_rejected > 0 && t.connects_refused > 0 && t.hostile > 0,
+        "{t:?}"
+    );
+    assert!(
+        t.del_segments > 0 && t.ct_segments_freed == t.ct_segments_created,
+        "{t:?}"
+    );
 }
 
 #[test]
@@ -267,6 +308,48 @@ fn normalise_picks(op: Op) -> Op {
             app: p(app),
             wrk: p(wrk),
             seg: p(seg),
+        },
+        Op::Listen {
+            wrk,
+            addr,
+            port,
+            udp,
+        } => Op::Listen {
+            wrk: p(wrk),
+            addr,
+            port,
+            udp,
+        },
+        Op::Unlisten { wrk, listener } => Op::Unlisten {
+            wrk: p(wrk),
+            listener: p(listener),
+        },
+        Op::Dial {
+            wrk,
+            to,
+            addr,
+            port,
+            udp,
+        } => Op::Dial {
+            wrk: p(wrk),
+            to: p(to),
+            addr,
+            port,
+            udp,
+        },
+        Op::Accept { acc, reject } => Op::Accept {
+            acc: p(acc),
+            reject,
+        },
+        Op::Write { sess, len } => Op::Write { sess: p(sess), len },
+        Op::Read { sess, len } => Op::Read { sess: p(sess), len },
+        Op::Shut { sess, how } => Op::Shut { sess: p(sess), how },
+        Op::CrashSession { sess } => Op::CrashSession { sess: p(sess) },
+        Op::Detach { wrk } => Op::Detach { wrk: p(wrk) },
+        Op::Hostile { wrk, sess, kind } => Op::Hostile {
+            wrk: p(wrk),
+            sess: p(sess),
+            kind,
         },
         other => other,
     }

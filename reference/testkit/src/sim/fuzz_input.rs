@@ -6,7 +6,7 @@ use arbitrary::{Arbitrary, Unstructured};
 
 use super::Sim;
 use super::generate::RESOURCE_ERRORS;
-use super::op::{Inject, Op, Pick};
+use super::op::{CloseHow, Hostile, Inject, Op, Pick};
 use sapi_core::ResourceError;
 use sapi_wire::{AttachOptions, Message, OptionIndex, Profile};
 
@@ -92,8 +92,8 @@ pub(super) fn options(u: &mut Unstructured<'_>) -> AttachOptions {
     o
 }
 
-/// Number of op kinds; the tag byte modulo this chooses one.
-pub(super) const OP_KINDS: u8 = 18;
+/// Number of op kinds; the tag byte modulo this chooses one (tags 18 and up: the session layer).
+pub(super) const OP_KINDS: u8 = 28;
 
 impl<'a> Arbitrary<'a> for Op {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
@@ -163,17 +163,59 @@ impl<'a> Arbitrary<'a> for Op {
                 }
             }
             15 => Op::Show,
-            16 => Op::Inject(match u.u8() % 4 {
+            16 => Op::Inject(match u.u8() % 6 {
                 0 => Inject::WorkerResources(resource_error(u)),
                 1 => Inject::Segment(resource_error(u)),
                 2 => Inject::Listen,
-                _ => Inject::Send,
+                3 => Inject::Send,
+                4 => Inject::FifoPair,
+                _ => Inject::Shadows,
             }),
             // Running out of bytes inside a message is not an error for a program: the op
             // becomes the all-zero ATTACH-less default, a SEND_FDS.
-            _ => Op::Request {
+            17 => Op::Request {
                 sock: pick(u),
                 msg: Message::arbitrary(u).unwrap_or(Message::SendFds),
+            },
+            18 => Op::Listen {
+                wrk: pick(u),
+                addr: u.u8(),
+                port: u.u8(),
+                udp: u.bool(),
+            },
+            19 => Op::Unlisten {
+                wrk: pick(u),
+                listener: pick(u),
+            },
+            20 => Op::Dial {
+                wrk: pick(u),
+                to: pick(u),
+                addr: u.u8(),
+                port: u.u8(),
+                udp: u.bool(),
+            },
+            21 => Op::Accept {
+                acc: pick(u),
+                reject: u.bool(),
+            },
+            22 => Op::Write {
+                sess: pick(u),
+                len: u.u16(),
+            },
+            23 => Op::Read {
+                sess: pick(u),
+                len: u.u16(),
+            },
+            24 => Op::Shut {
+                sess: pick(u),
+                how: CloseHow::ALL[usize::from(u.u8()) % CloseHow::ALL.len()],
+            },
+            25 => Op::CrashSession { sess: pick(u) },
+            26 => Op::Detach { wrk: pick(u) },
+            _ => Op::Hostile {
+                wrk: pick(u),
+                sess: pick(u),
+                kind: Hostile::ALL[usize::from(u.u8()) % Hostile::ALL.len()],
             },
         })
     }
@@ -320,7 +362,70 @@ pub fn encode_op(op: &Op, out: &mut Vec<u8>) {
                 Inject::Segment(e) => out.extend_from_slice(&[1, resource_error_byte(*e)]),
                 Inject::Listen => out.push(2),
                 Inject::Send => out.push(3),
+                Inject::FifoPair => out.push(4),
+                Inject::Shadows => out.push(5),
             }
+        }
+        Op::Listen {
+            wrk,
+            addr,
+            port,
+            udp,
+        } => {
+            out.push(18);
+            pick(*wrk, out);
+            out.extend_from_slice(&[*addr, *port, u8::from(*udp)]);
+        }
+        Op::Unlisten { wrk, listener } => {
+            out.push(19);
+            pick(*wrk, out);
+            pick(*listener, out);
+        }
+        Op::Dial {
+            wrk,
+            to,
+            addr,
+            port,
+            udp,
+        } => {
+            out.push(20);
+            pick(*wrk, out);
+            pick(*to, out);
+            out.extend_from_slice(&[*addr, *port, u8::from(*udp)]);
+        }
+        Op::Accept { acc, reject } => {
+            out.push(21);
+            pick(*acc, out);
+            out.push(u8::from(*reject));
+        }
+        Op::Write { sess, len } => {
+            out.push(22);
+            pick(*sess, out);
+            out.extend_from_slice(&len.to_le_bytes());
+        }
+        Op::Read { sess, len } => {
+            out.push(23);
+            pick(*sess, out);
+            out.extend_from_slice(&len.to_le_bytes());
+        }
+        Op::Shut { sess, how } => {
+            out.push(24);
+            pick(*sess, out);
+            out.push(CloseHow::ALL.iter().position(|h| h == how).unwrap_or(0) as u8);
+        }
+        Op::CrashSession { sess } => {
+            out.push(25);
+            pick(*sess, out);
+        }
+        Op::Detach { wrk } => {
+            out.push(26);
+            pick(*wrk, out);
+        }
+        Op::Hostile { wrk, sess, kind } => {
+            out.push(27);
+            pick(*wrk, out);
+            pick(*sess, out);
+            out.push(Hostile::ALL.iter().position(|k| k == kind).unwrap_or(0) as u8);
         }
         // The simulation never generates one; written as the datagram of its Head bytes.
         Op::Request { sock, msg } => {

@@ -1,6 +1,6 @@
 //! The seeded simulation's generator: a weighted, phase-dependent stream of ops from a seed.
 
-use super::op::{Inject, Op, Pick};
+use super::op::{CloseHow, Hostile, Inject, Op, Pick};
 use sapi_core::ResourceError;
 use sapi_wire::{AppOptionFlags, AttachOptions, MSG_LEN, OptionIndex};
 
@@ -57,6 +57,10 @@ pub(super) fn sim_options(rng: &mut Rng) -> AttachOptions {
     }
     if rng.chance(10) {
         flags |= AppOptionFlags::USE_HUGE_PAGE;
+    }
+    // Only apps with local scope listen and connect (`docs/sessions.md` §6.1, §7.1).
+    if rng.chance(75) {
+        flags |= AppOptionFlags::USE_LOCAL_SCOPE;
     }
     let mut o = AttachOptions::default()
         .with(
@@ -119,19 +123,38 @@ pub(super) fn sim_junk(rng: &mut Rng) -> Vec<u8> {
     }
 }
 
-/// How often each kind of op comes, per phase of a run: growth (apps pile up), churn (crashes,
-/// worker and segment turnover at a steady population), teardown (crashes and namespace deletes).
+/// How often each kind of op comes, per phase of a run: growth (apps pile up, listen, connect and
+/// accept), churn (crashes, worker and segment turnover, sessions moving data and closing at a
+/// steady population), teardown (closes, crashes and namespace deletes).
 /// Columns: connect, attach, worker add, worker del, cert-key add, cert-key del, junk, close,
-/// send failed, deadline, segment add, segment del, ns add, ns del, show, inject.
-pub(super) const WEIGHTS: [[u64; 16]; 3] = [
-    [300, 300, 60, 15, 10, 5, 20, 15, 2, 10, 40, 10, 10, 1, 2, 20],
+/// send failed, deadline, segment add, segment del, ns add, ns del, show, inject; then the
+/// session layer: listen, unlisten, dial, accept, write, read, shut, crash mid-session, detach,
+/// hostile.
+pub(super) const WEIGHTS: [[u64; 26]; 3] = [
     [
-        120, 130, 80, 50, 25, 10, 70, 110, 15, 20, 70, 40, 15, 5, 5, 40,
+        300, 300, 60, 15, 10, 5, 20, 15, 2, 10, 40, 10, 10, 1, 2, 20, //
+        60, 3, 120, 110, 90, 90, 25, 3, 2, 15,
     ],
     [
-        40, 40, 40, 40, 10, 5, 60, 200, 20, 20, 40, 40, 10, 20, 5, 40,
+        120, 130, 80, 50, 25, 10, 70, 110, 15, 20, 70, 40, 15, 5, 5, 40, //
+        40, 10, 110, 100, 110, 110, 60, 15, 6, 25,
+    ],
+    [
+        40, 40, 40, 40, 10, 5, 60, 200, 20, 20, 40, 40, 10, 20, 5, 40, //
+        10, 15, 30, 40, 60, 60, 120, 30, 15, 20,
     ],
 ];
+
+/// A write or read length: a byte, a little, a page, a fifo's worth or anything.
+fn io_len(rng: &mut Rng) -> u16 {
+    match rng.below(5) {
+        0 => 1,
+        1 => 100,
+        2 => 4096,
+        3 => u16::MAX,
+        _ => rng.next_u64() as u16,
+    }
+}
 
 /// One random op for a step in `phase` (0..3). Stateless: picks resolve when it runs.
 pub fn sim_op(rng: &mut Rng, phase: usize) -> Op {
@@ -220,12 +243,63 @@ pub fn sim_op(rng: &mut Rng, phase: usize) -> Op {
             id: [1, 2, 3, 4, 5, 6, 0, 9][rng.below(8) as usize],
         },
         14 => Op::Show,
-        _ => Op::Inject(match rng.below(4) {
+        15 => Op::Inject(match rng.below(6) {
             0 => Inject::WorkerResources(RESOURCE_ERRORS[rng.below(3) as usize]),
             1 => Inject::Segment(RESOURCE_ERRORS[rng.below(3) as usize]),
             2 => Inject::Listen,
-            _ => Inject::Send,
+            3 => Inject::Send,
+            4 => Inject::FifoPair,
+            _ => Inject::Shadows,
         }),
+        16 => Op::Listen {
+            wrk: rng.pick(),
+            addr: rng.below(256) as u8,
+            port: rng.below(256) as u8,
+            udp: rng.chance(30),
+        },
+        17 => Op::Unlisten {
+            wrk: rng.pick(),
+            listener: rng.pick(),
+        },
+        18 => Op::Dial {
+            wrk: rng.pick(),
+            // Mostly to a listener, at its own address or by the loopback fallback.
+            to: if rng.chance(85) {
+                Pick(rng.next_u64() as u32 & 0x0FFF_FFFF)
+            } else {
+                Pick::bogus(rng.next_u64() as u32)
+            },
+            addr: if rng.chance(60) {
+                0
+            } else {
+                rng.below(256) as u8
+            },
+            port: rng.below(256) as u8,
+            udp: rng.chance(30),
+        },
+        19 => Op::Accept {
+            acc: rng.pick(),
+            reject: rng.chance(12),
+        },
+        20 => Op::Write {
+            sess: rng.pick(),
+            len: io_len(rng),
+        },
+        21 => Op::Read {
+            sess: rng.pick(),
+            len: io_len(rng),
+        },
+        22 => Op::Shut {
+            sess: rng.pick(),
+            how: CloseHow::ALL[rng.below(4) as usize],
+        },
+        23 => Op::CrashSession { sess: rng.pick() },
+        24 => Op::Detach { wrk: rng.pick() },
+        _ => Op::Hostile {
+            wrk: rng.pick(),
+            sess: rng.pick(),
+            kind: Hostile::ALL[rng.below(Hostile::ALL.len() as u64) as usize],
+        },
     }
 }
 

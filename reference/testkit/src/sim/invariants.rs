@@ -204,5 +204,19 @@ impl Sim {
             let s = *s;
             self.violation(format!("deadline armed for {s}, which is closed"));
         }
+        if c.ct_segments != self.sess.ct_segments.len() {
+            self.violation(format!(
+                "the core has {} ct segments, the shell holds {}",
+                c.ct_segments,
+                self.sess.ct_segments.len()
+            ));
+        }
+        let data_fifos = self.sess.fifos.values().filter(|f| !f.is_shadow()).count();
+        if data_fifos > 2 * c.pairs {
+            self.violation(format!(
+                "the shell holds {data_fifos} data fifos for {} pairs",
+                c.pairs
+            ));
+        }
     }
 }

@@ -26,6 +26,7 @@ mod generate;
 mod invariants;
 mod op;
 mod run;
+mod sessions;
 mod shell;
 
 use shell::Target;
@@ -37,7 +38,8 @@ pub use fuzz_input::{
     check_program, encode_op, encode_ops, ops_from_bytes,
 };
 pub use generate::{Rng, ops_from_seed, sim_op};
-pub use op::{Inject, Op, Pick};
+pub use op::{CloseHow, Hostile, Inject, Op, Pick};
+pub use sessions::SessionStats;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
@@ -107,6 +109,8 @@ pub struct Sim {
     violations: Vec<String>,
     /// Totals over the run, for reports.
     pub stats: Stats,
+    /// The session layer: the shell's ct segments and fifos, the apps' view (`sessions.rs`).
+    sess: sessions::SessionWorld,
 }
 
 /// What a run did, summed.
@@ -119,4 +123,5 @@ pub struct Stats {
     pub crashes: usize,
     pub max_live_apps: usize,
     pub max_live_sockets: usize,
+    pub sessions: SessionStats,
 }

@@ -58,6 +58,70 @@ pub enum Inject {
     Listen,
     /// The next `sendmsg` fails (the shell reports [`sapi_core::Input::SendFailed`]).
     Send,
+    /// The next fifo pair carved in a ct segment does not fit.
+    FifoPair,
+    /// The next pair of C's shadow headers does not fit.
+    Shadows,
+}
+
+/// How an app closes one of its sessions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseHow {
+    /// DISCONNECT.
+    Disconnect,
+    /// TERMINATE (a reset).
+    Terminate,
+    /// The passive side's answer: RESET_REPLY after RESET, else DISCONNECTED_REPLY.
+    Reply,
+    /// SHUTDOWN: nothing happens on cut-through.
+    Shutdown,
+}
+
+impl CloseHow {
+    pub const ALL: [CloseHow; 4] = [
+        CloseHow::Disconnect,
+        CloseHow::Terminate,
+        CloseHow::Reply,
+        CloseHow::Shutdown,
+    ];
+}
+
+/// A message an app posts that must change nothing for anyone (`docs/sessions.md` §4.5: every
+/// handle, index and context is checked against the sender).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hostile {
+    /// DISCONNECT of another app's session.
+    OthersDisconnect,
+    /// TERMINATE of another app's session.
+    OthersTerminate,
+    /// DISCONNECTED_REPLY for another app's session.
+    OthersCloseReply,
+    /// TRANSPORT_ATTR about another app's session.
+    OthersAttr,
+    /// DISCONNECT of a handle no session has.
+    UnknownHandle,
+    /// DISCONNECT of the sender's own session, posted into another thread's mq.
+    WrongThread,
+    /// ACCEPTED_REPLY whose context does not echo ACCEPTED's.
+    WrongContext,
+    /// LISTEN and CONNECT naming a worker the app does not have.
+    WrongWorker,
+    /// An io event TX naming no session.
+    UnknownIo,
+}
+
+impl Hostile {
+    pub const ALL: [Hostile; 9] = [
+        Hostile::OthersDisconnect,
+        Hostile::OthersTerminate,
+        Hostile::OthersCloseReply,
+        Hostile::OthersAttr,
+        Hostile::UnknownHandle,
+        Hostile::WrongThread,
+        Hostile::WrongContext,
+        Hostile::WrongWorker,
+        Hostile::UnknownIo,
+    ];
 }
 
 /// One thing that happens to the server.
@@ -112,4 +176,45 @@ pub enum Op {
     /// Any typed message, of any type and direction, encoded in the run's profile (cert-key
     /// messages at the seed: their Head bytes).
     Request { sock: Pick, msg: Message },
+
+    // The session layer. Workers are picked among those whose ATTACH_REPLY or
+    // ADD_DEL_WORKER_REPLY the shell delivered; sessions, listeners and ACCEPTEDs among what
+    // the apps were told; addresses and ports index small tables (see `sessions.rs`).
+    /// LISTEN by a worker on address `addr`, port `port`, TCP or UDP.
+    Listen {
+        wrk: Pick,
+        addr: u8,
+        port: u8,
+        udp: bool,
+    },
+    /// UNLISTEN of one of the worker's listeners (bogus: a handle that is none).
+    Unlisten { wrk: Pick, listener: Pick },
+    /// CONNECT by a worker: to a listener's port and protocol (picked among every listener any
+    /// worker was told of) at address variant `addr`, or, when `to` is bogus or nobody listens,
+    /// to address `addr`, port `port` of the tables.
+    Dial {
+        wrk: Pick,
+        to: Pick,
+        addr: u8,
+        port: u8,
+        udp: bool,
+    },
+    /// ACCEPTED_REPLY to an ACCEPTED not yet answered: retval 0, or REFUSED when `reject`.
+    Accept { acc: Pick, reject: bool },
+    /// An app writes up to `len` bytes into a session's tx fifo (TX when `has_event` was 0).
+    Write { sess: Pick, len: u16 },
+    /// An app reads up to `len` bytes (RX when the writer asked for a dequeue notification).
+    Read { sess: Pick, len: u16 },
+    /// An app closes a session.
+    Shut { sess: Pick, how: CloseHow },
+    /// The socket of the app owning a session closes: a crash mid-session.
+    CrashSession { sess: Pick },
+    /// APP_DETACH from a worker.
+    Detach { wrk: Pick },
+    /// A message that must change nothing.
+    Hostile {
+        wrk: Pick,
+        sess: Pick,
+        kind: Hostile,
+    },
 }

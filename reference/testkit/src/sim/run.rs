@@ -16,6 +16,7 @@ impl Sim {
         self.sends.clear();
         self.send_failed_now = false;
         self.run(op);
+        self.end_of_op();
         self.check_op(op);
         if self.step.is_multiple_of(self.full_check_every) {
             self.check();
@@ -37,6 +38,9 @@ impl Sim {
     }
 
     pub(super) fn run(&mut self, op: &Op) {
+        if self.run_session(op) {
+            return;
+        }
         match op {
             Op::Connect { ns, pid } => {
                 if self.sockets.len() >= MAX_LIVE_SOCKETS {
@@ -257,6 +261,16 @@ impl Sim {
                 }
                 self.request(s, msg);
             }
+            Op::Listen { .. }
+            | Op::Unlisten { .. }
+            | Op::Dial { .. }
+            | Op::Accept { .. }
+            | Op::Write { .. }
+            | Op::Read { .. }
+            | Op::Shut { .. }
+            | Op::CrashSession { .. }
+            | Op::Detach { .. }
+            | Op::Hostile { .. } => {}
             Op::Inject(i) => {
                 // Keep at most a few armed so a run never starves every request.
                 if self.injections.len() < 4 {
@@ -320,8 +334,9 @@ impl Sim {
         });
     }
 
-    /// Runs `ops` from a fresh server with every invariant checked after every op; the first
-    /// violation (or panic, which propagates) stops it.
+    /// Runs `ops` from a fresh server with every invariant checked after every op, then closes
+    /// every socket and checks that nothing is left; the first violation (or panic, which
+    /// propagates) stops it.
     pub fn run_ops(profile: Profile, ops: &[Op]) -> Result<Stats, Violation> {
         Self::run_ops_checking(profile, ops, 1)
     }
@@ -346,14 +361,14 @@ impl Sim {
         for op in ops {
             sim.apply(op)?;
         }
-        if sim.full_check_every > 1 {
-            sim.check();
-            if !sim.violations.is_empty() {
-                return Err(Violation {
-                    step: sim.step,
-                    what: format!("at the end: {}", sim.violations.join("; ")),
-                });
-            }
+        sim.step += 1;
+        sim.tear_down();
+        sim.check();
+        if !sim.violations.is_empty() {
+            return Err(Violation {
+                step: sim.step,
+                what: format!("at the end: {}", sim.violations.join("; ")),
+            });
         }
         Ok(sim.stats)
     }

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::op::{Inject, Pick};
+use super::sessions::VPP_WORKERS;
 use super::{MQ_OFFSET, SEGMENT_OVERHEAD, Sim, Stats};
 use sapi_core::{
     Action, AdminCommand, AdminError, AdminOk, Config, FdRef, InjectedFaults, Input, NsIndex,
@@ -18,8 +19,8 @@ impl Sim {
     pub fn new(profile: Profile) -> Self {
         let core = Server::new(Config {
             profile,
-            vpp_workers: 0,
-            vpp_mq_offsets: vec![0x140],
+            vpp_workers: VPP_WORKERS,
+            vpp_mq_offsets: vec![0x140, 0x1c0, 0x240],
             runtime_dir: "/run/sim".into(),
             faults: InjectedFaults::default(),
             access: Default::default(),
@@ -50,6 +51,7 @@ impl Sim {
             snap: Default::default(),
             violations: Vec::new(),
             stats: Stats::default(),
+            sess: Default::default(),
         };
         sim.admin(AdminCommand::NsAdd {
             id: "default".into(),
@@ -79,6 +81,7 @@ impl Sim {
 
     /// Performs one action as the real shell does (answers to requests are fed back at once).
     pub(super) fn perform(&mut self, action: Action) {
+        self.sess.effects += 1;
         match action {
             Action::Accepted(id) => {
                 self.newest = Some(id);
@@ -93,6 +96,7 @@ impl Sim {
                     self.violation(format!("Close({sock}) of a socket the shell does not hold"));
                 }
                 self.deadlines.remove(&sock);
+                self.app_socket_gone(sock);
             }
             Action::Listen { ns, name } => {
                 let result = if self.take_injection(|i| *i == Inject::Listen).is_some() {
@@ -146,6 +150,15 @@ impl Sim {
                 self.core.input(Input::WorkerResources { worker, result });
             }
             Action::CreateSegment(spec) => {
+                let Some(owner) = self.segment_add_for else {
+                    // Outside an admin segment add, a segment is a ct segment (§7.3).
+                    let result = self.create_ct_segment(spec.id, spec.requested_size);
+                    self.core.input(Input::SegmentCreated {
+                        id: spec.id,
+                        result,
+                    });
+                    return;
+                };
                 let injected = self
                     .take_injection(|i| matches!(i, Inject::Segment(_)))
                     .and_then(|i| match i {
@@ -158,13 +171,6 @@ impl Sim {
                         Err(e)
                     }
                     None => {
-                        let Some(owner) = self.segment_add_for else {
-                            self.violation(format!(
-                                "CreateSegment({:?}) outside a segment add",
-                                spec.id
-                            ));
-                            return;
-                        };
                         self.hold_segment(spec.id, owner);
                         Ok(spec.requested_size + SEGMENT_OVERHEAD)
                     }
@@ -186,25 +192,28 @@ impl Sim {
                         m.segment_size
                     ));
                 }
+                self.app_on_ctrl(worker, &msg);
             }
-            // The simulation drives no session yet: these must not appear.
-            other @ (Action::AllocFifoPair { .. }
+            a @ (Action::AllocFifoPair { .. }
             | Action::FreeFifoPair { .. }
             | Action::AllocShadows { .. }
             | Action::FreeShadows { .. }
             | Action::ProbeUnread { .. }
             | Action::RelayTx(_)
-            | Action::RelayRx(_)) => {
-                self.violation(format!("session action without a session op: {other:?}"))
-            }
+            | Action::RelayRx(_)) => self.perform_session(a),
             Action::FreeSegment(id) => {
-                if !self.release_segment(id) && !self.failed_segments.remove(&id) {
+                self.check_segment_empty(id);
+                if !self.free_ct_segment(id)
+                    && !self.release_segment(id)
+                    && !self.failed_segments.remove(&id)
+                {
                     self.violation(format!(
                         "FreeSegment({id:?}) of a segment the shell does not hold"
                     ));
                 }
             }
             Action::FreeWorker(key) => {
+                self.app_worker_gone(key);
                 self.eventfds.remove(&key);
                 if !self.workers.remove(&key) && !self.failed_workers.remove(&key) {
                     self.violation(format!(
@@ -253,7 +262,9 @@ impl Sim {
     pub(super) fn fd_live(&self, fd: FdRef) -> bool {
         match fd {
             FdRef::VppMqsSegment => true,
-            FdRef::Segment(id) => self.segments.contains_key(&id),
+            FdRef::Segment(id) => {
+                self.segments.contains_key(&id) || self.sess.ct_segments.contains(&id)
+            }
             FdRef::WorkerEventfd(k) => self.eventfds.contains(&k),
         }
     }
@@ -318,6 +329,7 @@ impl Sim {
                 }
             }
         }
+        self.app_on_send(sock, &msg, &fds);
         self.sends.push((sock, msg, fds));
         if self.take_injection(|i| *i == Inject::Send).is_some() {
             self.send_failed_now = true;
