@@ -372,3 +372,34 @@ fn write_core_sequence_seeds() {
         std::fs::write(dir.join(format!("sim-seed-{seed:02}.bin")), bytes).expect("write");
     }
 }
+
+/// Writes `corpus/fuzz/core_sequence/sim-session-*.bin`: seeded runs of the fuzzer's length that
+/// establish at least one session, so the fuzzer starts inside the session layer.
+#[test]
+#[ignore = "regenerates corpus/fuzz/core_sequence/sim-session-*"]
+fn write_core_sequence_session_seeds() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../corpus/fuzz/core_sequence");
+    let mut written = 0;
+    for seed in 0..200u64 {
+        let ops: Vec<Op> = ops_from_seed(seed, sapi_testkit::sim::MAX_FUZZ_OPS)
+            .into_iter()
+            .map(normalise_picks)
+            .collect();
+        let profile = Profile::ALL[written % 2];
+        let bytes = sapi_testkit::sim::encode_ops(profile, &ops);
+        let (p, back) = sapi_testkit::sim::ops_from_bytes(&bytes);
+        match Sim::run_ops(p, &back) {
+            Ok(s) if s.sessions.established > 0 => {
+                std::fs::write(dir.join(format!("sim-session-{written:02}.bin")), bytes)
+                    .expect("write");
+                written += 1;
+            }
+            _ => {}
+        }
+        if written == 8 {
+            break;
+        }
+    }
+    assert_eq!(written, 8, "too few seeds establish a session");
+}
