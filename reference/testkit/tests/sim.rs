@@ -403,3 +403,31 @@ fn write_core_sequence_session_seeds() {
     }
     assert_eq!(written, 8, "too few seeds establish a session");
 }
+
+/// How far a fuzzing run reached into the session layer: replays every input of the directory in
+/// `$SAPI_FUZZ_CORPUS` (a `core_sequence` corpus) through the simulation and prints how many
+/// established a session, and the sessions, bytes and closes in all.
+/// `SAPI_FUZZ_CORPUS=/tmp/fz/core_sequence cargo test -p sapi-testkit --test sim -- --ignored session_reach --nocapture`
+#[test]
+#[ignore = "measures a fuzz corpus named by SAPI_FUZZ_CORPUS"]
+fn session_reach_of_a_fuzz_corpus() {
+    let Ok(dir) = std::env::var("SAPI_FUZZ_CORPUS") else {
+        eprintln!("SAPI_FUZZ_CORPUS is not set: nothing to measure");
+        return;
+    };
+    let (mut inputs, mut reaching, mut sessions) = (0usize, 0usize, 0usize);
+    for entry in std::fs::read_dir(&dir).expect("corpus directory") {
+        let bytes = std::fs::read(entry.expect("entry").path()).expect("input");
+        let (profile, ops) = sapi_testkit::sim::ops_from_bytes(&bytes);
+        inputs += 1;
+        if let Ok(s) = Sim::run_ops(profile, &ops)
+            && s.sessions.established > 0
+        {
+            reaching += 1;
+            sessions += s.sessions.established;
+        }
+    }
+    eprintln!(
+        "{dir}: {inputs} inputs, {reaching} establish at least one session ({sessions} sessions in all)"
+    );
+}
