@@ -196,13 +196,9 @@ impl Resources {
     /// Queues a control message for a worker's app mq behind anything still waiting for it,
     /// and writes what fits now. An error only for an mq the app broke.
     pub fn post_ctrl(&mut self, key: WorkerKey, msg: &CtrlMessage) -> Result<(), PostError> {
-        let element = msg
-            .encode(self.profile)
-            .map_err(|e| PostError::Encode(e.to_string()))?;
-        let len = msg.element_len();
+        let element = ctrl_element(msg, self.profile)?;
         let w = self.workers.get_mut(&key).ok_or(PostError::NoWorker)?;
-        w.pending
-            .push_back(Outgoing::Ctrl(element[..len.min(element.len())].into()));
+        w.pending.push_back(Outgoing::Ctrl(element));
         self.flush(key)
     }
 
@@ -476,6 +472,21 @@ impl Resources {
     }
 }
 
+/// The bytes a control message puts into its ring-1 slot: the header and body, and zeros up to
+/// the 18-byte session-event header at least (`docs/sessions.md` §3.2 rule 3: VPP zeroes that
+/// header, so a short body such as CLEANUP's leaves nothing of the slot's last message in
+/// bytes 11..17).
+fn ctrl_element(msg: &CtrlMessage, profile: Profile) -> Result<Box<[u8]>, PostError> {
+    let element = msg
+        .encode(profile)
+        .map_err(|e| PostError::Encode(e.to_string()))?;
+    let len = msg
+        .element_len()
+        .max(sapi_wire::ctrl::layout::SESSION_EVENT_SIZE)
+        .min(element.len());
+    Ok(element[..len].into())
+}
+
 #[cfg(test)]
 mod tests {
     use sapi_core::{AppIndex, IoPeer};
@@ -534,6 +545,19 @@ mod tests {
         let seg = r.segments.get(&SegmentId(2)).expect("ct segment");
         let has_event = Signals::new(seg, a).has_event().expect("A's signals");
         (r.mq_occupancy(reader).expect("reader's mq"), has_event)
+    }
+
+    #[test]
+    fn a_short_control_message_zeroes_the_whole_18_byte_header() {
+        use sapi_wire::ctrl::{Cleanup, CleanupType};
+        let msg = CtrlMessage::Cleanup(Cleanup {
+            handle: 0x0100_0000_0000_0007,
+            cleanup_type: CleanupType::SESSION,
+        });
+        assert!(msg.element_len() < 18, "CLEANUP's body is short");
+        let element = ctrl_element(&msg, Profile::Head).expect("encodes");
+        assert_eq!(element.len(), 18);
+        assert!(element[msg.element_len()..].iter().all(|b| *b == 0));
     }
 
     #[test]
