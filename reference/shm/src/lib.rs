@@ -31,4 +31,4 @@ pub mod segment;
 pub mod sync;
 
 pub use error::SegmentError;
-pub use segment::{Segment, SegmentLayout};
+pub use segment::{BlankSegment, Segment, SegmentLayout};

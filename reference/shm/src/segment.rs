@@ -1,7 +1,9 @@
 //! Memfd-backed shared-memory segments (shm spec §1–§3).
 //!
 //! Owns: creating a segment the way VPP does (memfd, `ftruncate`, shared mapping, the
-//! `ssvm_shared_header_t` at offset 0 and the fifo-segment header at `opaque[0]`), attaching to a
+//! `ssvm_shared_header_t` at offset 0 and the fifo-segment header at `opaque[0]`), in two steps
+//! a server may take apart ([`BlankSegment`]: the system calls, which depend only on the size;
+//! then the headers, which are plain writes), attaching to a
 //! segment received as an fd (map one page, read `ssvm_size`, remap, find the header through
 //! `opaque[0]`), and the one [`Segment`] value that owns the fd and the mapping: dropping it
 //! unmaps and closes, on every path including every error path.
@@ -197,15 +199,30 @@ fn memfd_name(fd: BorrowedFd<'_>) -> String {
     }
 }
 
-impl Segment {
-    /// Creates a memfd segment named `name` laid out as VPP's `fifo_segment_create` does.
-    pub fn create(name: &str, layout: SegmentLayout) -> Result<Segment, SegmentError> {
-        let n_slices = layout.n_slices.max(1);
-        let needed = HEADER_OFFSET + alloc::start_byte_index(n_slices) + 8;
-        if layout.ssvm_size < needed {
+/// A memfd of a segment's size, sealed against resizing and mapped, with nothing laid out in it
+/// yet: the part of [`Segment::create`] that depends only on the size, so that a server can do
+/// it ahead of the request that will need it. Dropping it unmaps and closes.
+///
+/// Its memfd keeps the name it was created with (the kernel cannot rename one); every byte of
+/// it is still zero, and the pages asked for at creation are already allocated, so laying the
+/// segment out takes no page fault there.
+#[derive(Debug)]
+pub struct BlankSegment {
+    map: Mapping,
+    fd: OwnedFd,
+    name: String,
+    ssvm_size: u64,
+}
+
+impl BlankSegment {
+    /// `memfd_create`, `ftruncate` to `ssvm_size` rounded up to a page, seals against shrinking
+    /// and growing, `mmap`, then writes a zero into each page of the first `populate` bytes (at
+    /// most `ssvm_size`) so the kernel allocates them now.
+    pub fn create(name: &str, ssvm_size: u64, populate: u64) -> Result<BlankSegment, SegmentError> {
+        if ssvm_size < HEADER_OFFSET + ssvm::SIZE {
             return Err(SegmentError::TooSmall {
-                needed,
-                available: layout.ssvm_size,
+                needed: HEADER_OFFSET + ssvm::SIZE,
+                available: ssvm_size,
             });
         }
         if name.len() > 249 {
@@ -221,7 +238,7 @@ impl Segment {
         }
         // SAFETY: memfd_create returned a fresh fd that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let file_len = round_up_page(layout.ssvm_size);
+        let file_len = round_up_page(ssvm_size);
         let file_len_off = i64::try_from(file_len).map_err(|_| SegmentError::TooSmall {
             needed: file_len,
             available: i64::MAX as u64,
@@ -242,13 +259,56 @@ impl Segment {
         {
             return Err(sys("fcntl(F_ADD_SEALS)"));
         }
-        let map = Mapping::new(fd.as_fd(), layout.ssvm_size)?;
+        let map = Mapping::new(fd.as_fd(), ssvm_size)?;
+        let whole = map.region();
+        let mut at = 0;
+        while at < populate.min(ssvm_size) {
+            // A zero is what the page holds already: the write only makes the kernel allocate it.
+            whole.write(at, &[0])?;
+            at += PAGE_SIZE;
+        }
+        Ok(BlankSegment {
+            map,
+            fd,
+            name: name.to_owned(),
+            ssvm_size,
+        })
+    }
+
+    /// `ssvm_size`: bytes mapped.
+    pub fn ssvm_size(&self) -> u64 {
+        self.ssvm_size
+    }
+
+    /// The memfd's name (given at creation).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Lays the segment out as VPP's `fifo_segment_create` does: the fifo-segment header with
+    /// `n_slices` slices at [`HEADER_OFFSET`], then the `ssvm_shared_header_t` at offset 0, its
+    /// `ready` last. Writes only; no system call.
+    pub fn lay_out(self, n_slices: u8) -> Result<Segment, SegmentError> {
+        let n_slices = n_slices.max(1);
+        let needed = HEADER_OFFSET + alloc::start_byte_index(n_slices) + 8;
+        if self.ssvm_size < needed {
+            return Err(SegmentError::TooSmall {
+                needed,
+                available: self.ssvm_size,
+            });
+        }
+        let BlankSegment {
+            map,
+            fd,
+            name,
+            ssvm_size,
+        } = self;
         let whole = map.region();
         // SAFETY: HEADER_OFFSET < ssvm_size (checked above) and is 8-aligned.
         let region = unsafe {
             RawRegion::new(
                 NonNull::new_unchecked(whole.addr(HEADER_OFFSET)?),
-                layout.ssvm_size - HEADER_OFFSET,
+                ssvm_size - HEADER_OFFSET,
             )
         };
         let seg = Segment {
@@ -256,23 +316,38 @@ impl Segment {
             whole,
             map,
             fd,
-            name: name.to_owned(),
-            ssvm_size: layout.ssvm_size,
+            name,
+            ssvm_size,
             header_offset: HEADER_OFFSET,
         };
-        let max_byte_index = layout.ssvm_size - HEADER_OFFSET;
+        let max_byte_index = ssvm_size - HEADER_OFFSET;
         let max_log2 = alloc::max_log2_fifo_size(max_byte_index, n_slices);
         seg.fifo_segment()
             .init(n_slices, max_byte_index, max_log2)?;
         let w = &seg.whole;
         w.write_u64(ssvm::SSVM_VA, 0)?;
-        w.write_u64(ssvm::SSVM_SIZE, layout.ssvm_size)?;
+        w.write_u64(ssvm::SSVM_SIZE, ssvm_size)?;
         w.write_u32(ssvm::SERVER_PID, std::process::id())?;
         w.write_u64(ssvm::OPAQUE, HEADER_OFFSET)?;
         w.write_u32(ssvm::TYPE, ssvm::TYPE_MEMFD)?;
         w.atomic_u32(ssvm::READY)?
             .store(1, std::sync::atomic::Ordering::Release);
         Ok(seg)
+    }
+}
+
+impl Segment {
+    /// Creates a memfd segment named `name` laid out as VPP's `fifo_segment_create` does
+    /// ([`BlankSegment::create`] then [`BlankSegment::lay_out`], nothing populated ahead).
+    pub fn create(name: &str, layout: SegmentLayout) -> Result<Segment, SegmentError> {
+        let needed = HEADER_OFFSET + alloc::start_byte_index(layout.n_slices.max(1)) + 8;
+        if layout.ssvm_size < needed {
+            return Err(SegmentError::TooSmall {
+                needed,
+                available: layout.ssvm_size,
+            });
+        }
+        BlankSegment::create(name, layout.ssvm_size, 0)?.lay_out(layout.n_slices)
     }
 
     /// Maps a segment received as `fd` (the client side of §1): reads `ssvm_size` from one
