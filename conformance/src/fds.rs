@@ -169,6 +169,10 @@ pub struct MemfdHolding {
     pub fds: Vec<i32>,
     /// Lines of `/proc/<pid>/maps` with this inode.
     pub mappings: usize,
+    /// Its first page read back all zero through one of its fds: nothing is laid out in it (no
+    /// ssvm header), so no app was ever given it — a segment a server prepared ahead of the
+    /// request that will take it. False for a memfd held by mappings only (it cannot be read).
+    pub blank: bool,
 }
 
 /// What a process holds, each thing named the way the kernel names it: sockets by inode
@@ -251,6 +255,9 @@ pub fn holdings(pid: u32) -> Result<Holdings, FdError> {
             FdKind::Memfd { name } => {
                 if let Ok(md) = std::fs::metadata(e.path()) {
                     let m = h.memfds.entry(md.ino()).or_default();
+                    if m.fds.is_empty() {
+                        m.blank = first_page_is_zero(&e.path());
+                    }
                     m.name = name;
                     m.fds.push(fd);
                 }
@@ -281,6 +288,25 @@ pub fn holdings(pid: u32) -> Result<Holdings, FdError> {
         m.mappings += 1;
     }
     Ok(h)
+}
+
+/// Whether the file at `path` (another process's memfd, through `/proc/<pid>/fd`) reads back
+/// all zero in its first page; false when it cannot be read.
+fn first_page_is_zero(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut page = [0u8; 4096];
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut n = 0;
+    while n < page.len() {
+        match f.read(&mut page[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(_) => return false,
+        }
+    }
+    page[..n].iter().all(|b| *b == 0)
 }
 
 /// Inodes of every memfd a process holds open (to check a client's fd was not taken).

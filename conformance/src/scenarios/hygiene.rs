@@ -8,7 +8,8 @@
 //! each of its connections (the peer the kernel paired it with, asked of `sock_diag`), the
 //! memfd inode of each segment the server sent it, the `eventfd-id` of each mq eventfd; plus
 //! every memfd that appeared in the server during the action (what no reply carried, such as a
-//! failed ATTACH's half-built app). It then waits, each re-read paced by a round trip and the
+//! failed ATTACH's half-built app) — except blank ones, segments a server prepares ahead of the
+//! ATTACHes that take them, up to [`super::owned::MAX_SPARES`]. It then waits, each re-read paced by a round trip and the
 //! whole bounded by the timeout, until the server holds none of it, and FAILs naming each thing
 //! still held. Nothing is counted, so other work of the server — a restart just before, the
 //! late frees of earlier scenarios — cannot make a scenario pass or fail: the scenarios are

@@ -13,6 +13,13 @@
 //! exclusive scenario — nothing else creates memfds in the server meanwhile, and frees left over
 //! from earlier scenarios only make inodes disappear.
 //!
+//! Prepared segments: a server may create segments ahead of the ATTACH that takes one (the
+//! reference keeps a few, `reference/server/src/shell/pool.rs`), so a memfd it held before an
+//! action may become an app's during it, and new ones appear as it refills. A memfd whose first
+//! page is still all zero has no ssvm header: nothing was laid out in it and no app was given it.
+//! Such a *blank* memfd held before the action is not taken for preexisting when an app got it
+//! (it is the action's own), and up to [`MAX_SPARES`] blank ones that appeared are not leaks.
+//!
 //! Must never: count (a count is fooled by anything else the server does, and by a restart just
 //! before), judge by anything but an inode or id the scenario obtained itself or saw appear, or
 //! sleep for synchronisation (the timeout bounds a failure; `park_timeout` only spaces re-reads).
@@ -32,6 +39,12 @@ use super::{Check, Ctx, ScenarioError};
 use crate::client::Conn;
 use crate::fds::{self, FdInfo, Holdings};
 use crate::sockdiag::{Peer, SockDiag};
+
+/// Blank memfds (nothing laid out in them, never sent: [`fds::MemfdHolding::blank`]) a server may
+/// hold beyond what it held before an action without them counting as the action's: segments it
+/// prepares ahead of the ATTACHes that will take them, refilled as they are taken. More than this
+/// many is a leak of blank memfds, and each is reported.
+pub const MAX_SPARES: usize = 8;
 
 /// The kinds of thing a ledger names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -77,7 +90,8 @@ impl Ledger {
     fn preexisting(&self, o: &Owned) -> bool {
         self.before.as_ref().is_some_and(|b| match o.kind {
             Kind::Socket => b.sockets.contains_key(&o.key),
-            Kind::Memfd => b.memfds.contains_key(&o.key),
+            // A blank memfd then (a prepared segment) that an app got since is the action's.
+            Kind::Memfd => b.memfds.get(&o.key).is_some_and(|m| !m.blank),
             Kind::Eventfd => b.eventfds.contains_key(&o.key),
         })
     }
@@ -341,15 +355,30 @@ impl ServerView {
             }
         }
         if let Some(before) = since {
-            for (ino, m) in &now.memfds {
-                if before.memfds.contains_key(ino) || seen.contains(&(Kind::Memfd, *ino)) {
+            let appeared: Vec<(&u64, &fds::MemfdHolding)> = now
+                .memfds
+                .iter()
+                .filter(|(ino, _)| {
+                    !before.memfds.contains_key(*ino) && !seen.contains(&(Kind::Memfd, **ino))
+                })
+                .collect();
+            let spares = appeared.iter().filter(|(_, m)| m.blank).count();
+            for (ino, m) in appeared {
+                if m.blank && spares <= MAX_SPARES {
                     continue;
                 }
+                let whose = if m.blank {
+                    format!(
+                        "a blank memfd that appeared in the server during the scenario, one of {spares} (more than the {MAX_SPARES} prepared segments a server may keep)"
+                    )
+                } else {
+                    "appeared in the server during the scenario; no reply carried it".into()
+                };
                 leaks.push(Leak {
                     kind: Kind::Memfd,
                     key: *ino,
                     held: memfd_held(m),
-                    whose: "appeared in the server during the scenario; no reply carried it".into(),
+                    whose,
                 });
             }
         }
@@ -491,6 +520,23 @@ mod tests {
     }
 
     #[test]
+    fn a_blank_memfd_held_before_and_given_to_an_app_since_is_the_actions() {
+        let mut before = Holdings::default();
+        before.memfds.insert(
+            7,
+            MemfdHolding {
+                blank: true,
+                ..MemfdHolding::default()
+            },
+        );
+        before.memfds.insert(9, MemfdHolding::default());
+        let mut l = Ledger::after(before);
+        l.memfd(7, "segment of app 1 worker 0 (prepared before the ATTACH)");
+        l.memfd(9, "the shared VPP mqs segment");
+        assert_eq!(l.summary(), "0 sockets, 1 memfds, 0 eventfds");
+    }
+
+    #[test]
     fn a_leak_names_its_kind_inode_holder_and_owner() {
         let l = Leak {
             kind: Kind::Socket,
@@ -506,6 +552,7 @@ mod tests {
             name: "seg-13-0-0".into(),
             fds: vec![],
             mappings: 2,
+            blank: false,
         };
         assert_eq!(
             memfd_held(&m),
