@@ -6,12 +6,14 @@
 
 mod support;
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::MetadataExt;
 
 use rstest::rstest;
 use sapi_shm::memory::Memory;
+use sapi_shm::mq::{EventFdSignal, MqProducer};
 use sapi_shm::segment::Segment;
+use sapi_wire::ctrl::IoEvent;
 use sapi_wire::{AppName, Attach, AttachOptions, Message, OptionIndex, Profile};
 use support::*;
 
@@ -113,10 +115,17 @@ fn out_of_fds_answers_seg_create_or_eventfd_alloc_and_recovers() {
     let (_c, _f) = attach_ok(&server, "after-the-limit");
 }
 
+/// 16 MiB is not the size a fresh server's pool holds (SEGMENT_SIZE 0's), so that ATTACH creates
+/// its memfd on demand; SEGMENT_SIZE 0 takes a prepared one, which needs no fd on the way.
 #[rstest]
-#[case::no_fd_for_the_eventfd(2, -33)]
-#[case::no_fd_for_the_memfd(1, -25)]
-fn each_missing_fd_answers_its_own_retval(#[case] room: u64, #[case] retval: i32) {
+#[case::no_fd_for_the_eventfd(2, -33, 16 << 20)]
+#[case::no_fd_for_the_memfd(1, -25, 16 << 20)]
+#[case::a_prepared_segment_needs_no_fd_so_only_the_eventfd_is_missing(1, -33, 0)]
+fn each_missing_fd_answers_its_own_retval(
+    #[case] room: u64,
+    #[case] retval: i32,
+    #[case] segment_size: u64,
+) {
     let server = Server::start("fd-room", &[]);
     let baseline = server.fd_count();
     // The kernel hands out the lowest free fd number and fails when it reaches the limit:
@@ -133,7 +142,11 @@ fn each_missing_fd_answers_its_own_retval(#[case] room: u64, #[case] retval: i32
         free.expect("a free number") + 1,
     );
     let c = Client::connect(&server.socket_path());
-    let (rv, fds) = attach_with(&c, "squeezed", attach_options());
+    let (rv, fds) = attach_with(
+        &c,
+        "squeezed",
+        attach_options().with(OptionIndex::SegmentSize, segment_size),
+    );
     assert_eq!(rv, retval);
     assert!(fds.is_empty());
     drop(c);
@@ -533,37 +546,42 @@ fn fds_of_100_interleaved_apps_reach_the_right_socket() {
         c.send(&attach_msg(&format!("interleaved-{i}")));
     }
     let replies: Vec<Reply> = clients.iter().map(Client::recv).collect();
-    // The server's own memfds, by name → inode.
-    let mut server_inodes = std::collections::HashMap::new();
-    for entry in std::fs::read_dir(format!("/proc/{}/fd", server.pid())).expect("fd dir") {
-        let path = entry.expect("entry").path();
-        let target = std::fs::read_link(&path).unwrap_or_default();
-        if let Some(name) = target.to_string_lossy().strip_prefix("/memfd:")
-            && let Ok(meta) = std::fs::metadata(&path)
-        {
-            let name = name.trim_end_matches(" (deleted)").to_owned();
-            server_inodes.insert(name, meta.ino());
-        }
-    }
+    // Each app marks the mq it finds in the segment it got with a count of its own (app k of the
+    // request order puts k + 1 io events into it); the server then reports, per app index, what
+    // the mq it holds for that app contains. A segment handed to the wrong app, or to two, shows
+    // as a count that is not that app's. (Not by memfd name: a segment prepared ahead of its
+    // ATTACH is named before the app's index exists — shell/pool.rs.)
     let mut seen = std::collections::HashSet::new();
-    for r in &replies {
+    let mut expected = std::collections::HashMap::new();
+    for (k, r) in replies.iter().enumerate() {
         let Message::AttachReply(a) = r.msg else {
             panic!()
         };
         assert_eq!(a.retval, 0);
-        let seg = &r.fds[1];
-        let name = format!("seg-{}-0-0", a.app_index);
-        let ino = std::fs::metadata(format!("/proc/self/fd/{}", seg.as_raw_fd()))
+        let ino = std::fs::metadata(format!("/proc/self/fd/{}", r.fds[1].as_raw_fd()))
             .expect("stat")
             .ino();
-        assert_eq!(
-            server_inodes.get(&name),
-            Some(&ino),
-            "app {} got a segment that is not its own",
-            a.app_index
-        );
         assert!(seen.insert(ino), "one segment handed to two apps");
+        let seg = Segment::attach(r.fds[1].try_clone().expect("dup")).expect("map the segment");
+        let mut p = MqProducer::attach(&seg, a.app_mq, EventFdSignal::new(r.fds[2].as_fd()))
+            .expect("the app mq at app_mq");
+        for _ in 0..=k {
+            p.try_send_ring(0, &IoEvent::rx(0).encode())
+                .expect("room in ring 0");
+        }
+        expected.insert(u64::from(a.app_index), k as u64 + 1);
     }
+    let show = server.show();
+    for app in show["apps"].as_array().expect("apps") {
+        let index = app["index"].as_u64().expect("index");
+        let occupancy = app["workers"][0]["mq_occupancy"].as_u64();
+        assert_eq!(
+            occupancy,
+            expected.get(&index).copied(),
+            "app {index}'s mq in the server is not in the segment app {index} got"
+        );
+    }
+    assert_eq!(expected.len(), 100);
 }
 
 fn soak(cycles: usize) {

@@ -7,6 +7,7 @@
 //! cannot complete is reported to the core as [`Input::SendFailed`].
 
 pub mod admin;
+pub mod pool;
 pub mod resources;
 pub mod server_mqs;
 pub mod sock;
@@ -261,6 +262,7 @@ impl Shell {
             faults: cfg.faults,
             buf: vec![0; RECV_BUF],
         };
+        shell.resources.refill_pool();
         let default = NamespaceConfig {
             id: "default".into(),
             ..NamespaceConfig::default()
@@ -323,6 +325,9 @@ impl Shell {
             self.fire_deadlines();
             self.retry_pending();
             self.server_mqs.pay_owed_broadcasts();
+            // Every reply of this pass is sent: segment creation belongs here, off the path of
+            // the requests (pool.rs). Topped up in full, so any later event finds it full.
+            self.resources.refill_pool();
             if self.spare_fd.is_none() {
                 self.spare_fd = open_spare_fd();
             }

@@ -2,7 +2,8 @@
 //! its event mq and its eventfd.
 //!
 //! Owns each memfd, mapping and eventfd the core refers to by id ([`SegmentId`], [`WorkerKey`]):
-//! one owner each, released when the core says so. It must never decide anything: a missing id
+//! one owner each, released when the core says so; and the pool of segments prepared ahead for
+//! workers' first segments ([`super::pool`]), which no id names until one is taken. It must never decide anything: a missing id
 //! is skipped (the core may already have freed what a later action names), and everything read
 //! back from a segment is treated as written by a hostile app.
 
@@ -21,6 +22,8 @@ use sapi_shm::relay::{self, Signals};
 use sapi_shm::segment::{self, Segment, SegmentLayout};
 use sapi_wire::Profile;
 use sapi_wire::ctrl::{CtrlMessage, IoEvent};
+
+use super::pool::SegmentPool;
 
 /// Ring of an app mq that carries io events.
 const IO_RING: usize = 0;
@@ -84,6 +87,8 @@ pub struct Resources {
     workers: HashMap<WorkerKey, WorkerMq>,
     /// Fifos of a segment that could not be freed (an app broke their headers), per segment.
     segment_warnings: HashMap<SegmentId, WarnBudget>,
+    /// Segments ready for workers' first segments; empty until [`Resources::refill_pool`].
+    pool: SegmentPool,
 }
 
 impl Resources {
@@ -111,6 +116,7 @@ impl Resources {
             segments: HashMap::new(),
             workers: HashMap::new(),
             segment_warnings: HashMap::new(),
+            pool: SegmentPool::new(),
         })
     }
 
@@ -137,6 +143,35 @@ impl Resources {
         })
     }
 
+    /// A worker's first segment: a ready one of its size from the pool, laid out now (writes
+    /// into pages already there, no system call), else created on demand.
+    fn new_worker_segment(&mut self, spec: &SegmentSpec) -> Result<Segment, ResourceError> {
+        if spec.huge_pages {
+            return self.new_segment(spec);
+        }
+        let ssvm_size = segment::app_segment_ssvm_size(spec.requested_size);
+        match self.pool.take(ssvm_size) {
+            Some(ready) => ready.lay_out(self.n_slices).map_err(|e| {
+                tracing::warn!(name = %spec.name, error = %e, "a prepared segment could not be laid out");
+                ResourceError::SegmentCreate
+            }),
+            None => self.new_segment(spec),
+        }
+    }
+
+    /// Tops the pool of prepared segments up. Called by the loop once a pass's replies were
+    /// sent: never between a request and its reply.
+    pub fn refill_pool(&mut self) {
+        if self.pool.needs_refill() {
+            self.pool.refill();
+        }
+    }
+
+    /// The pool of prepared segments.
+    pub fn pool(&self) -> &SegmentPool {
+        &self.pool
+    }
+
     /// Creates a worker's first segment, its event mq (the segment's first allocation) and,
     /// if asked, its eventfd.
     pub fn create_worker(
@@ -144,7 +179,7 @@ impl Resources {
         key: WorkerKey,
         spec: &WorkerResources,
     ) -> Result<WorkerResourcesReady, ResourceError> {
-        let seg = self.new_segment(&spec.segment)?;
+        let seg = self.new_worker_segment(&spec.segment)?;
         // Ring headers must stay 4-byte aligned for their atomics: an odd queue length with
         // 18-byte elements would misalign ring 1 (VPP relies on x86 tolerating it). Odd
         // lengths are rounded up to the next even one.

@@ -108,7 +108,12 @@ impl Server {
         serde_json::from_str(&self.admin(&["show", "--json"])).expect("show --json is JSON")
     }
 
+    /// The server's fd count once it has handled every earlier event (the `show` round trip
+    /// is a barrier): the pass that answers it comes after the passes of those events, each of
+    /// which ended with the pool of prepared segments topped up (`shell/pool.rs`), so the count
+    /// does not depend on catching a refill half-way.
     pub fn fd_count(&self) -> usize {
+        let _ = self.show();
         fd_count(self.pid())
     }
 
