@@ -8,16 +8,19 @@
 //! first segment, laid out at that moment for the request (slices, then the app's mq written
 //! by the caller into pages already there).
 //!
-//! Which size it prepares: the `ssvm_size` last asked for (at start the one of SEGMENT_SIZE 0,
-//! VPP's 1 MiB default). A request of another size is served on demand as before and turns the
-//! oldest ready segment into one of its size, so apps that all attach alike (one VCL
-//! configuration) are all served from the pool, and a mix converges to what is asked for.
+//! Which sizes it prepares: those of the last [`POOL_SIZE`] requests, as many of each as they
+//! asked for (at start SEGMENT_SIZE 0's, VPP's 1 MiB default, four times). A request of a size
+//! the pool does not hold is served on demand as before, and at the next refill one ready
+//! segment no recent request wants makes way for one of its size: apps that all attach alike
+//! (one VCL configuration) are all served from the pool after the first, and a mix of two sizes
+//! is served from it too.
 //!
 //! When: [`SegmentPool::refill`] is called once the loop has handled a pass's events — after the
 //! replies they produced were sent — and tops the pool up in that same pass, so an event the
-//! loop handles later (an admin round trip included) finds it full. A creation that fails (no fd
-//! left) is warned about and tried again at a later pass; the pool stays short meanwhile and
-//! requests are served on demand.
+//! loop handles later (an admin round trip included) finds it full. A size that cannot be
+//! prepared (no address space for it) gives its slots to the default size; a creation of the
+//! default size that fails (no fd left) is warned about and tried again at a later pass; the pool
+//! stays short meanwhile and requests are served on demand.
 //!
 //! Must never: serve a segment of another size than asked, hand one segment out twice, take a
 //! segment back once it was handed out (an app may still map it), decide anything about the
@@ -32,6 +35,7 @@
 use std::collections::VecDeque;
 
 use sapi_core::WarnBudget;
+use sapi_shm::SegmentError;
 use sapi_shm::segment::{self, BlankSegment, PAGE_SIZE};
 
 /// Segments kept ready. A burst of more ATTACHes in one loop pass than this is served on
@@ -50,11 +54,10 @@ pub const READY_SEGMENT_NAME: &str = "seg-ready";
 pub struct SegmentPool {
     /// Oldest first.
     ready: VecDeque<BlankSegment>,
-    /// `ssvm_size` of the segments prepared from now on.
-    size: u64,
-    /// A request found no segment of its size in a full pool: the oldest one goes at the next
-    /// refill, to make room for one of the size asked for.
-    evict_oldest: bool,
+    /// `ssvm_size` of the last [`POOL_SIZE`] requests, oldest first: the pool's composition.
+    recent: VecDeque<u64>,
+    /// Whether a request changed what the pool should hold since the last refill.
+    changed: bool,
     /// Failed creations, warned about within a budget.
     failures: WarnBudget,
 }
@@ -66,52 +69,80 @@ impl Default for SegmentPool {
 }
 
 impl SegmentPool {
-    /// An empty pool that will prepare segments of SEGMENT_SIZE 0's size.
+    /// An empty pool that will prepare [`POOL_SIZE`] segments of SEGMENT_SIZE 0's size.
     pub fn new() -> Self {
         SegmentPool {
             ready: VecDeque::with_capacity(POOL_SIZE),
-            size: segment::app_segment_ssvm_size(0),
-            evict_oldest: false,
+            recent: std::iter::repeat_n(segment::app_segment_ssvm_size(0), POOL_SIZE).collect(),
+            changed: true,
             failures: WarnBudget::default(),
         }
     }
 
-    /// A ready segment of exactly `ssvm_size`, if there is one; either way, `ssvm_size` is what
-    /// the pool prepares from now on.
+    /// A ready segment of exactly `ssvm_size`, if there is one; either way, `ssvm_size` counts
+    /// among the recent requests the pool prepares for.
     pub fn take(&mut self, ssvm_size: u64) -> Option<BlankSegment> {
-        self.size = ssvm_size;
-        match self.ready.iter().position(|s| s.ssvm_size() == ssvm_size) {
-            Some(i) => self.ready.remove(i),
-            None => {
-                self.evict_oldest = self.ready.len() >= POOL_SIZE;
-                None
-            }
+        if self.recent.len() >= POOL_SIZE {
+            self.recent.pop_front();
         }
+        self.recent.push_back(ssvm_size);
+        self.changed = true;
+        let i = self.ready.iter().position(|s| s.ssvm_size() == ssvm_size)?;
+        self.ready.remove(i)
     }
 
-    /// Tops the pool up to [`POOL_SIZE`] with segments of the size last asked for. Off the
-    /// request path: the shell calls it once a pass's replies were sent.
+    /// Makes the pool hold what the recent requests asked for: ready segments no recent request
+    /// wants are unmapped and closed, the missing ones created. Off the request path: the shell
+    /// calls it once a pass's replies were sent.
     pub fn refill(&mut self) {
-        if self.evict_oldest {
-            self.evict_oldest = false;
-            self.ready.pop_front();
-        }
-        while self.ready.len() < POOL_SIZE {
-            match BlankSegment::create(READY_SEGMENT_NAME, self.size, POPULATE_BYTES) {
-                Ok(s) => self.ready.push_back(s),
-                Err(e) => {
-                    if let Some(suppressed) = self.failures.admit() {
-                        tracing::warn!(ssvm_size = self.size, error = %e, suppressed, "cannot prepare a segment; requests are served on demand until one can be");
-                    }
-                    return;
+        let mut missing: Vec<u64> = self.recent.iter().copied().collect();
+        self.ready.retain(|s| {
+            match missing.iter().position(|m| *m == s.ssvm_size()) {
+                Some(i) => {
+                    missing.swap_remove(i);
+                    true
                 }
+                // Dropped: unmapped and closed now, between two passes.
+                None => false,
             }
+        });
+        let default = segment::app_segment_ssvm_size(0);
+        for size in missing {
+            let made =
+                BlankSegment::create(READY_SEGMENT_NAME, size, POPULATE_BYTES).or_else(|e| {
+                    self.warn_failure(size, &e);
+                    if size == default {
+                        return Err(e);
+                    }
+                    // A size that cannot be prepared (no address space for it) is not asked for
+                    // again at every pass: its slots go to the default size.
+                    for r in self.recent.iter_mut().filter(|r| **r == size) {
+                        *r = default;
+                    }
+                    BlankSegment::create(READY_SEGMENT_NAME, default, POPULATE_BYTES).inspect_err(
+                        |e| {
+                            self.warn_failure(default, e);
+                        },
+                    )
+                });
+            match made {
+                Ok(s) => self.ready.push_back(s),
+                // No fd left, most likely: tried again at the next pass.
+                Err(_) => return,
+            }
+        }
+        self.changed = false;
+    }
+
+    fn warn_failure(&mut self, ssvm_size: u64, e: &SegmentError) {
+        if let Some(suppressed) = self.failures.admit() {
+            tracing::warn!(ssvm_size, error = %e, suppressed, "cannot prepare a segment; requests of its size are served on demand");
         }
     }
 
     /// Whether a refill has something to do.
     pub fn needs_refill(&self) -> bool {
-        self.evict_oldest || self.ready.len() < POOL_SIZE
+        self.changed || self.ready.len() < POOL_SIZE
     }
 
     /// Segments ready now.
@@ -124,9 +155,9 @@ impl SegmentPool {
         self.ready.is_empty()
     }
 
-    /// `ssvm_size` of the segments it prepares.
-    pub fn size(&self) -> u64 {
-        self.size
+    /// `ssvm_size` of each ready segment, oldest first.
+    pub fn sizes(&self) -> Vec<u64> {
+        self.ready.iter().map(BlankSegment::ssvm_size).collect()
     }
 }
 
@@ -168,17 +199,28 @@ mod tests {
         );
         drop(taken);
 
-        // A size it does not hold is not served, and becomes what it prepares.
+        // A size it does not hold is not served, and comes to be prepared.
         let sixteen = segment::app_segment_ssvm_size(16 << 20);
         assert!(pool.take(sixteen).is_none());
-        assert!(
-            pool.needs_refill(),
-            "the oldest goes for one of the new size"
-        );
+        assert!(pool.needs_refill());
         pool.refill();
-        assert_eq!(pool.len(), POOL_SIZE);
-        assert_eq!(pool.size(), sixteen);
+        assert_eq!(pool.sizes(), [default, default, default, sixteen]);
         let s = pool.take(sixteen).expect("the new size is ready now");
+        pool.refill();
+        assert_eq!(
+            pool.sizes(),
+            [default, default, sixteen, sixteen],
+            "as many of each size as the last {POOL_SIZE} requests asked for"
+        );
+        for _ in 0..POOL_SIZE {
+            assert!(pool.take(sixteen).is_some());
+            pool.refill();
+        }
+        assert_eq!(
+            pool.sizes(),
+            [sixteen; POOL_SIZE],
+            "one size asked for: all of it"
+        );
         assert_eq!(s.ssvm_size(), sixteen);
         let s = s.lay_out(2).expect("laid out");
         assert_eq!(s.ssvm_header().expect("header").ready, 1);
