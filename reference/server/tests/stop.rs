@@ -38,7 +38,7 @@ fn a_stopped_server_leaves_no_fd_no_memfd_and_no_prepared_segment() {
     let dir = scratch_dir("stop");
     let before = counts();
     let stop = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC).expect("eventfd");
-    let stop_theirs = OwnedFd::from(stop.as_fd().try_clone_to_owned().expect("dup"));
+    let stop_theirs: OwnedFd = stop.as_fd().try_clone_to_owned().expect("dup");
     let cfg = ServeConfig {
         runtime_dir: dir.clone(),
         namespaces: Vec::new(),
