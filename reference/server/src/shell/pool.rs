@@ -42,9 +42,12 @@ use sapi_shm::segment::{self, BlankSegment, PAGE_SIZE};
 /// demand past the pool; each ready segment costs an fd, a mapping and [`POPULATE_BYTES`].
 pub const POOL_SIZE: usize = 4;
 
-/// Bytes of each ready segment allocated ahead: the ssvm and fifo-segment headers, the slices
-/// and an app mq of 2048 events (VCL's EVT_QUEUE_SIZE: ~70 KiB) fit well inside.
-pub const POPULATE_BYTES: u64 = 64 * PAGE_SIZE;
+/// Bytes of each ready segment allocated ahead: what laying it out writes — the ssvm header
+/// (page 0), the fifo-segment header and slices (page 2), and an app mq of up to 2048 events
+/// (VCL's EVT_QUEUE_SIZE), whose queue and ring headers lie within ~55 KiB of its start. Each
+/// page populated stays with the app for its life (the mq's ring pages are written anyway as
+/// events flow), so no more than that: 256 KiB would be 256 MiB more resident for 1,000 apps.
+pub const POPULATE_BYTES: u64 = 16 * PAGE_SIZE;
 
 /// The memfd name of every prepared segment.
 pub const READY_SEGMENT_NAME: &str = "seg-ready";
