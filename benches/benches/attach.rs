@@ -16,18 +16,16 @@
 //! Every latency bench also writes its median and p99 (`latency.json`) next to criterion's
 //! estimates, and prints them.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use nix::sys::socket::SockType;
+use sapi_benches::anchors;
 use sapi_benches::server::{self, BenchServer};
 use sapi_benches::stats::Latencies;
-use sapi_benches::sys;
-use sapi_shm::segment::{Segment, SegmentLayout};
-use sapi_wire::MSG_LEN;
+use sapi_shm::segment::Segment;
 
 const GROUP: &str = "attach";
 
@@ -35,52 +33,6 @@ static NAMES: AtomicU64 = AtomicU64::new(0);
 
 fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", NAMES.fetch_add(1, Ordering::Relaxed))
-}
-
-fn memfd_segment() -> Segment {
-    Segment::create(
-        "bench-anchor",
-        SegmentLayout {
-            ssvm_size: 1 << 20,
-            n_slices: 1,
-        },
-    )
-    .expect("segment")
-}
-
-/// The anchor: `iters` request/reply round trips, the reply carrying 3 fds.
-fn seqpacket_rtt(iters: u64, lat: &mut Latencies) -> Duration {
-    let (client, srv) = sys::unix_pair(SockType::SeqPacket);
-    let (m1, m2, e) = (memfd_segment(), memfd_segment(), sys::eventfd(true));
-    let fds = [m1.fd().as_raw_fd(), m2.fd().as_raw_fd(), e.as_raw_fd()];
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let mut buf = [0u8; 512];
-            let reply = [2u8; MSG_LEN];
-            loop {
-                let (n, _) = sys::recv_with_fds(srv.as_fd(), &mut buf);
-                if n == 0 {
-                    return;
-                }
-                sys::send_with_fds(srv.as_fd(), &reply, &fds);
-            }
-        });
-        let req = [1u8; MSG_LEN];
-        let mut buf = [0u8; 512];
-        let mut total = Duration::ZERO;
-        for _ in 0..iters {
-            let t0 = Instant::now();
-            sys::send_with_fds(client.as_fd(), &req, &[]);
-            let (n, got) = sys::recv_with_fds(client.as_fd(), &mut buf);
-            drop(got);
-            let d = t0.elapsed();
-            assert_eq!(n, MSG_LEN);
-            lat.push(d);
-            total += d;
-        }
-        drop(client);
-        total
-    })
 }
 
 fn attach_latency(server: &BenchServer, path: &Path, iters: u64, lat: &mut Latencies) -> Duration {
@@ -157,7 +109,7 @@ fn attach_benches(c: &mut Criterion) {
 
     let mut lat = Latencies::default();
     g.bench_function(BenchmarkId::new("seqpacket_3fd", "rtt"), |b| {
-        b.iter_custom(|iters| seqpacket_rtt(iters, &mut lat))
+        b.iter_custom(|iters| anchors::seqpacket_3fd_rtt(iters, &mut lat, None))
     });
     lat.report(GROUP, "seqpacket_3fd/rtt");
 
