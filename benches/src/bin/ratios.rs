@@ -186,7 +186,10 @@ fn main() {
             ),
         );
     }
-    for (g, target) in [("mq_18B", Target::AtLeast(1.0)), ("mq_256B", Target::None)] {
+    // No target: the eventfd mode's ≥ 1× ArrayQueue target of issue 5 is retired (README,
+    // Performance): the protocol makes every empty-to-non-empty transition a system call that no
+    // in-process queue pays. VPP's own queue is the fair anchor, quoted beside the row.
+    for (g, target) in [("mq_18B", Target::None), ("mq_256B", Target::None)] {
         let anchor = format!("{g}/array_queue/spin");
         let mps = |id: &str| mean(d, id).map_or("-".into(), |t| format!("{:.1} M msg/s", 1e3 / t));
         t.row(
