@@ -18,7 +18,9 @@
 //! action may become an app's during it, and new ones appear as it refills. A memfd whose first
 //! page is still all zero has no ssvm header: nothing was laid out in it and no app was given it.
 //! Such a *blank* memfd held before the action is not taken for preexisting when an app got it
-//! (it is the action's own), and up to [`MAX_SPARES`] blank ones that appeared are not leaks.
+//! (it is the action's own), nor when it was laid out during the action and no reply carried it
+//! (then it is watched like a memfd that appeared), and up to [`MAX_SPARES`] blank ones that
+//! appeared are not leaks.
 //!
 //! Must never: count (a count is fooled by anything else the server does, and by a restart just
 //! before), judge by anything but an inode or id the scenario obtained itself or saw appear, or
@@ -358,8 +360,15 @@ impl ServerView {
             let appeared: Vec<(&u64, &fds::MemfdHolding)> = now
                 .memfds
                 .iter()
-                .filter(|(ino, _)| {
-                    !before.memfds.contains_key(*ino) && !seen.contains(&(Kind::Memfd, **ino))
+                .filter(|(ino, m)| {
+                    let new = match before.memfds.get(*ino) {
+                        None => true,
+                        // A prepared segment laid out during the action is the action's as
+                        // much as one created in it (a refused ATTACH's app built from the
+                        // pool and kept: `keep-failed-attach`).
+                        Some(b) => b.blank && !m.blank,
+                    };
+                    new && !seen.contains(&(Kind::Memfd, **ino))
                 })
                 .collect();
             let spares = appeared.iter().filter(|(_, m)| m.blank).count();
@@ -367,7 +376,10 @@ impl ServerView {
                 if m.blank && spares <= MAX_SPARES {
                     continue;
                 }
-                let whose = if m.blank {
+                let whose = if before.memfds.contains_key(ino) {
+                    "a prepared segment the server laid out during the scenario; no reply carried it"
+                        .into()
+                } else if m.blank {
                     format!(
                         "a blank memfd that appeared in the server during the scenario, one of {spares} (more than the {MAX_SPARES} prepared segments a server may keep)"
                     )
