@@ -419,8 +419,14 @@ fn an_app_holding_a_server_mq_mutex_forever_or_dying_with_it_stops_no_one_else()
     {
         let sig = PthreadSignal::new(&mqs, ctrl).expect("signal");
         let mut p = MqProducer::attach(&mqs, ctrl, sig).expect("ctrl mq");
-        p.try_send_ring(0, &IoEvent::tx(0xdead_beef).encode())
-            .expect("a dead owner's mutex is recovered");
+        // A blocking send, as a producer would: the server's loop may itself hold the mutex
+        // for a moment (its try-lock broadcast can be the one that recovers it), and a single
+        // try-lock then says Busy (seen once under load in 2 runs).
+        p.send(
+            &IoEvent::tx(0xdead_beef).encode(),
+            Some(std::time::Duration::from_secs(10)),
+        )
+        .expect("a dead owner's mutex is recovered");
     }
     drained(&mqs);
     drop((c, mqs, other, other_fds));
