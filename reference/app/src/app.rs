@@ -170,10 +170,9 @@ pub(crate) struct Inner {
     pub stats: Stats,
     /// Messages handled since [`App::poll`] last returned (by any call: a `try_read` that
     /// found its fifo empty, a `close` waiting for CLEANUP, …).
-    unseen: usize,
-    /// Messages handled since attach: a blocking call compares it across a step to learn
-    /// whether the step itself took a wake-up out of the app mq.
-    pub handled: u64,
+    /// (A blocking call also compares it across a step to learn whether the step itself took
+    /// a wake-up out of the app mq: only `poll` resets it.)
+    pub(crate) unseen: usize,
     /// The socket hung up.
     gone: bool,
     pub detached: bool,
@@ -397,7 +396,6 @@ impl Inner {
             next_index: 0,
             stats: Stats::default(),
             unseen: 0,
-            handled: 0,
             gone: false,
             detached: false,
         })
@@ -551,7 +549,6 @@ impl Inner {
             };
             n += 1;
             self.unseen += 1;
-            self.handled += 1;
             self.handle(d.ring, element.get(..d.len).unwrap_or(&element))?;
         }
     }

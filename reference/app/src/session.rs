@@ -772,12 +772,12 @@ impl Inner {
             after: timeout.unwrap_or(Duration::MAX),
         };
         loop {
-            let handled = self.handled;
+            let handled = self.unseen;
             match f(self) {
                 Err(AppError::WouldBlock) => {}
                 other => return other,
             }
-            if self.handled != handled {
+            if self.unseen != handled {
                 // The step's own drain (after its last look at the fifo) took messages out
                 // of the app mq, and one of them may be the very RX or TX this waits for:
                 // the server sent it because the step had re-armed `has_event` or
