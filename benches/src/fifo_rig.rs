@@ -231,10 +231,9 @@ pub fn consume(seg: &Segment, f: u64, read: usize, delta: usize, total: u64, dst
     }
 }
 
-/// Moves `total` bytes each way at once from one thread: enqueues into `tx` in writes of up to
-/// `write` bytes from `src` and dequeues from `rx` into `dst`, whichever can move, waiting
-/// with [`Backoff`] only when neither can — the loop of one side of a duplex stream, as an
-/// app drives a session's two fifos.
+/// Moves `total` bytes each way at once from one thread ([`crate::streams::duplex`]):
+/// enqueues into `tx` from `src` and dequeues from `rx` into `dst`, whichever can move,
+/// waiting with [`Backoff`] only when neither can — as an app drives a session's two fifos.
 pub fn duplex(
     seg: &Segment,
     tx: u64,
@@ -246,36 +245,26 @@ pub fn duplex(
 ) {
     let mut producer = FifoProducer::attach(seg, tx).expect("producer");
     let mut consumer = FifoConsumer::attach(seg, rx).expect("consumer");
-    let (mut sent, mut received) = (0u64, 0u64);
     let mut wait = Backoff::default();
-    while sent < total || received < total {
-        let mut moved = false;
-        if sent < total {
-            let n = (write as u64).min(total - sent) as usize;
-            match producer.enqueue(&src[..n]) {
-                Ok(k) => {
-                    sent += k as u64;
-                    moved |= k > 0;
-                }
-                Err(FifoError::Full | FifoError::NoMemory) => {}
-                Err(e) => panic!("enqueue: {e}"),
+    crate::streams::duplex(
+        write,
+        total,
+        |n| match producer.enqueue(&src[..n]) {
+            Ok(k) => k,
+            Err(FifoError::Full | FifoError::NoMemory) => 0,
+            Err(e) => panic!("enqueue: {e}"),
+        },
+        |n| match consumer.dequeue(&mut dst[..n]) {
+            Ok(k) => k,
+            Err(FifoError::Empty) => 0,
+            Err(e) => panic!("dequeue: {e}"),
+        },
+        |moved, _, _| {
+            if moved {
+                wait.reset();
+            } else {
+                wait.snooze();
             }
-        }
-        if received < total {
-            let n = (write as u64).min(total - received) as usize;
-            match consumer.dequeue(&mut dst[..n]) {
-                Ok(k) => {
-                    received += k as u64;
-                    moved |= k > 0;
-                }
-                Err(FifoError::Empty) => {}
-                Err(e) => panic!("dequeue: {e}"),
-            }
-        }
-        if moved {
-            wait.reset();
-        } else {
-            wait.snooze();
-        }
-    }
+        },
+    );
 }

@@ -42,8 +42,35 @@ pub fn session_source(session: &mut Session, chunk: usize, total: u64, src: &[u8
     }
 }
 
-/// Writes `total` bytes and reads `total` bytes at once, from one thread: whichever of the
-/// two can move, and a wait in [`App::poll`] only when neither can.
+/// The loop of one side of a duplex stream, from one thread: `write(n)` and `read(n)` each
+/// move up to `n` bytes and say how many (0: not now), whichever can; `wait(moved, sent,
+/// received)` follows every pass and should wait only when nothing moved. Ends when `total`
+/// bytes went each way.
+pub fn duplex(
+    chunk: usize,
+    total: u64,
+    mut write: impl FnMut(usize) -> usize,
+    mut read: impl FnMut(usize) -> usize,
+    mut wait: impl FnMut(bool, u64, u64),
+) {
+    let (mut sent, mut received) = (0u64, 0u64);
+    while sent < total || received < total {
+        let mut moved = false;
+        if sent < total {
+            let k = write((chunk as u64).min(total - sent) as usize);
+            sent += k as u64;
+            moved |= k > 0;
+        }
+        if received < total {
+            let k = read((chunk as u64).min(total - received) as usize);
+            received += k as u64;
+            moved |= k > 0;
+        }
+        wait(moved, sent, received);
+    }
+}
+
+/// [`duplex`] over a session, waiting in [`App::poll`].
 pub fn session_duplex(
     app: &App,
     session: &mut Session,
@@ -52,72 +79,52 @@ pub fn session_duplex(
     src: &[u8],
     dst: &mut [u8],
 ) {
-    let (mut sent, mut received) = (0u64, 0u64);
-    while sent < total || received < total {
-        let mut moved = false;
-        if sent < total {
-            let n = (chunk as u64).min(total - sent) as usize;
-            match session.try_write(&src[..n]) {
-                Ok(k) => {
-                    sent += k as u64;
-                    moved |= k > 0;
-                }
-                Err(AppError::WouldBlock) => {}
-                Err(e) => panic!("session write: {e}"),
+    let session = std::cell::RefCell::new(session);
+    duplex(
+        chunk,
+        total,
+        |n| match session.borrow_mut().try_write(&src[..n]) {
+            Ok(k) => k,
+            Err(AppError::WouldBlock) => 0,
+            Err(e) => panic!("session write: {e}"),
+        },
+        |n| match session.borrow_mut().try_read(&mut dst[..n]) {
+            Ok(0) => panic!("the session ended early"),
+            Ok(k) => k,
+            Err(AppError::WouldBlock) => 0,
+            Err(e) => panic!("session read: {e}"),
+        },
+        |moved, sent, received| {
+            if !moved {
+                let handled = app.poll(Some(STALL)).expect("app poll");
+                assert!(
+                    handled > 0,
+                    "duplex stalled: {sent} sent, {received} received"
+                );
             }
-        }
-        if received < total {
-            let n = (chunk as u64).min(total - received) as usize;
-            match session.try_read(&mut dst[..n]) {
-                Ok(0) => panic!("the session ended {} bytes early", total - received),
-                Ok(k) => {
-                    received += k as u64;
-                    moved = true;
-                }
-                Err(AppError::WouldBlock) => {}
-                Err(e) => panic!("session read: {e}"),
-            }
-        }
-        if !moved {
-            let handled = app.poll(Some(STALL)).expect("app poll");
-            assert!(
-                handled > 0,
-                "duplex stalled: {sent} sent, {received} received"
-            );
-        }
-    }
+        },
+    );
 }
 
-/// The same duplex loop over a non-blocking stream socket, waiting in `poll(2)`.
+/// [`duplex`] over a non-blocking stream socket, waiting in `poll(2)`.
 pub fn socket_duplex(fd: BorrowedFd<'_>, chunk: usize, total: u64, src: &[u8], dst: &mut [u8]) {
     set_nonblocking(fd);
-    let (mut sent, mut received) = (0u64, 0u64);
-    while sent < total || received < total {
-        let mut moved = false;
-        if sent < total {
-            let n = (chunk as u64).min(total - sent) as usize;
-            // SAFETY: `n` readable bytes of `src`.
-            let k = unsafe { libc::write(fd.as_raw_fd(), src.as_ptr().cast(), n) };
-            if k > 0 {
-                sent += k as u64;
-                moved = true;
-            } else {
-                would_block("write", k);
-            }
-        }
-        if received < total {
-            let n = (chunk as u64).min(total - received) as usize;
+    let raw = fd.as_raw_fd();
+    duplex(
+        chunk,
+        total,
+        // SAFETY: `n` readable bytes of `src`.
+        |n| moved("write", unsafe { libc::write(raw, src.as_ptr().cast(), n) }),
+        |n| {
             // SAFETY: `n` writable bytes of `dst`.
-            let k = unsafe { libc::read(fd.as_raw_fd(), dst.as_mut_ptr().cast(), n) };
-            assert_ne!(k, 0, "the socket closed {} bytes early", total - received);
-            if k > 0 {
-                received += k as u64;
-                moved = true;
-            } else {
-                would_block("read", k);
+            let k = unsafe { libc::read(raw, dst.as_mut_ptr().cast(), n) };
+            assert_ne!(k, 0, "the socket closed early");
+            moved("read", k)
+        },
+        |moved, sent, received| {
+            if moved {
+                return;
             }
-        }
-        if !moved {
             let mut events = 0;
             if sent < total {
                 events |= libc::POLLOUT;
@@ -126,7 +133,7 @@ pub fn socket_duplex(fd: BorrowedFd<'_>, chunk: usize, total: u64, src: &[u8], d
                 events |= libc::POLLIN;
             }
             let mut p = libc::pollfd {
-                fd: fd.as_raw_fd(),
+                fd: raw,
                 events,
                 revents: 0,
             };
@@ -136,13 +143,16 @@ pub fn socket_duplex(fd: BorrowedFd<'_>, chunk: usize, total: u64, src: &[u8], d
                 r > 0,
                 "socket duplex stalled: {sent} sent, {received} received"
             );
-        }
-    }
+        },
+    );
     set_blocking(fd);
 }
 
-fn would_block(what: &str, k: isize) {
-    assert!(k < 0);
+/// Bytes a non-blocking `read`/`write` moved: 0 when it would block.
+fn moved(what: &str, k: isize) -> usize {
+    if k >= 0 {
+        return k as usize;
+    }
     let e = std::io::Error::last_os_error();
     assert!(
         matches!(
@@ -151,6 +161,7 @@ fn would_block(what: &str, k: isize) {
         ),
         "{what}: {e}"
     );
+    0
 }
 
 fn set_flags(fd: BorrowedFd<'_>, nonblocking: bool) {
