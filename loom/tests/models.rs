@@ -104,6 +104,48 @@ fn fifo_spsc_growth_and_recycling() {
     });
 }
 
+/// (a′) fifo: the same, in writes of one byte and reads of up to two, so most of them take
+/// the inlined paths that copy inside the remembered tail or head chunk and publish the
+/// position (a write or read reaching a chunk's end takes the general path), interleaved with
+/// the other side's growth and recycling.
+#[test]
+fn fifo_spsc_small_writes_inside_chunks() {
+    check("fifo_spsc_small_writes_inside_chunks", || {
+        const TOTAL: u32 = 7;
+        let mem = Arc::new(model_segment(640));
+        let f = fifo::create_at(FifoSegmentView::new(&*mem), 0, 8, u32::MAX - 5).expect("fifo");
+        let m2 = mem.clone();
+        let producer = loom::thread::spawn(move || {
+            let mut tx = FifoProducer::attach(&*m2, f).expect("tx");
+            let mut sent = 0u32;
+            while sent < TOTAL {
+                match tx.enqueue(&[byte(sent)]) {
+                    Ok(k) => sent += k as u32,
+                    Err(FifoError::Full) => loom::thread::yield_now(),
+                    Err(e) => panic!("enqueue: {e}"),
+                }
+            }
+        });
+        let mut rx = FifoConsumer::attach(&*mem, f).expect("rx");
+        let mut got = 0u32;
+        let mut buf = [0u8; 2];
+        while got < TOTAL {
+            match rx.dequeue(&mut buf) {
+                Ok(k) => {
+                    for (i, b) in buf[..k].iter().enumerate() {
+                        assert_eq!(*b, byte(got + i as u32), "byte {}", got + i as u32);
+                    }
+                    got += k as u32;
+                }
+                Err(FifoError::Empty) => loom::thread::yield_now(),
+                Err(e) => panic!("dequeue: {e}"),
+            }
+        }
+        producer.join().expect("producer");
+        assert_eq!(rx.dequeue(&mut buf), Err(FifoError::Empty));
+    });
+}
+
 fn model_mq(spec: &MqSpec) -> (Arc<HeapMemory>, u64) {
     let mem = model_segment(512);
     let off = FifoSegmentView::new(&mem)

@@ -92,6 +92,22 @@ impl<'m, M: Memory> FifoSegmentView<'m, M> {
         m.write_u8(fsh::N_MQS, 0)?;
         m.write_u64(fsh::MAX_BYTE_INDEX, max_byte_index)?;
         m.write_u64(fsh::START_BYTE_INDEX, start)?;
+        // The slices' shared counters and free-list heads are zero already; storing the
+        // zeros as atomics makes them exist before any fifo side runs (the loom models'
+        // memory creates an atomic on first use, and a counter first touched by the consumer
+        // freeing a chunk and then by the producer reusing it would otherwise race with its
+        // own creation).
+        for slice in 0..n_slices as u64 {
+            let s = fsh::SIZE + fsh::SLICE_SIZE * slice;
+            for class in 0..FS_CHUNK_VEC_LEN as u64 {
+                m.atomic_u64(s + fsh::SLICE_FREE_CHUNKS + 8 * class)?
+                    .store(0, Ordering::Relaxed);
+                m.atomic_u32(s + fsh::SLICE_NUM_CHUNKS + 4 * class)?
+                    .store(0, Ordering::Relaxed);
+            }
+            m.atomic_u64(s + fsh::SLICE_N_FL_CHUNK_BYTES)?
+                .store(0, Ordering::Relaxed);
+        }
         // Release: whoever later acquires `byte_index` sees the initialised header.
         m.atomic_u64(fsh::BYTE_INDEX)?
             .store(start, Ordering::Release);
