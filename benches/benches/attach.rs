@@ -13,6 +13,9 @@
 //! * `segment_add/latency` — the admin request, SEND_FDS with the memfd, the segment mapped
 //!   and APP_ADD_SEGMENT read from the app's mq.
 //!
+//! The apps run on CPU 0, the server process and the anchor's responder on CPU 1 (printed
+//! with the results).
+//!
 //! Every latency bench also writes its median and p99 (`latency.json`) next to criterion's
 //! estimates, and prints them.
 
@@ -22,9 +25,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use sapi_benches::anchors;
 use sapi_benches::server::{self, BenchServer};
 use sapi_benches::stats::Latencies;
+use sapi_benches::{anchors, sys};
 use sapi_shm::segment::Segment;
 
 const GROUP: &str = "attach";
@@ -102,14 +105,25 @@ fn segment_add_latency(
 }
 
 fn attach_benches(c: &mut Criterion) {
-    let server = BenchServer::start(Path::new(env!("CARGO_BIN_EXE_sapi-bench-peer")), "attach");
+    // The apps (this thread, and the rate bench's client threads, which inherit it) on CPU 0,
+    // the server and the anchor's responder on CPU 1: unpinned, the anchor alone moved
+    // between 4 and 41 µs from run to run on a 2-vCPU VM.
+    sys::pin_to(0);
+    let server = BenchServer::start(
+        Path::new(env!("CARGO_BIN_EXE_sapi-bench-peer")),
+        "attach",
+        Some(1),
+    );
+    eprintln!(
+        "attach benches: apps pinned to CPU 0, the server and the anchor's responder to CPU 1"
+    );
     let path = server.socket_path();
     let mut g = c.benchmark_group(GROUP);
     g.throughput(Throughput::Elements(1));
 
     let mut lat = Latencies::default();
     g.bench_function(BenchmarkId::new("seqpacket_3fd", "rtt"), |b| {
-        b.iter_custom(|iters| anchors::seqpacket_3fd_rtt(iters, &mut lat, None))
+        b.iter_custom(|iters| anchors::seqpacket_3fd_rtt(iters, &mut lat, Some(1)))
     });
     lat.report(GROUP, "seqpacket_3fd/rtt");
 

@@ -184,7 +184,7 @@ enum Kind {
 fn session_benches(c: &mut Criterion) {
     sys::pin_to(0);
     let exe = Path::new(env!("CARGO_BIN_EXE_sapi-bench-peer"));
-    let server = BenchServer::start(exe, "session");
+    let server = BenchServer::start(exe, "session", None);
     let socket = server.socket_path();
     let socket_env = socket.to_str().expect("utf-8 runtime dir");
     let peer = Peer::spawn(exe, &[("SAPI_BENCH_SOCKET", socket_env)]);

@@ -29,15 +29,19 @@ pub struct BenchServer {
 }
 
 impl BenchServer {
-    /// Starts `peer_exe serve <fresh dir>` and waits until it listens.
-    pub fn start(peer_exe: &Path, tag: &str) -> Self {
+    /// Starts `peer_exe serve <fresh dir>` and waits until it listens; with `cpu`, the
+    /// server process runs on that CPU only.
+    pub fn start(peer_exe: &Path, tag: &str, cpu: Option<usize>) -> Self {
         sys::raise_nofile();
         let dir = std::env::temp_dir().join(format!("sapi-bench-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("runtime dir");
-        let mut child = Command::new(peer_exe)
-            .arg("serve")
-            .arg(&dir)
+        let mut cmd = Command::new(peer_exe);
+        cmd.arg("serve").arg(&dir);
+        if let Some(cpu) = cpu {
+            cmd.arg("--cpu").arg(cpu.to_string());
+        }
+        let mut child = cmd
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .spawn()

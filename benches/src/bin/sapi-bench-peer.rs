@@ -49,11 +49,20 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Run the reference server in DIR; prints READY once it listens, runs until killed.
-    Serve { dir: PathBuf },
+    Serve {
+        dir: PathBuf,
+        /// Pin the whole server (every thread it starts) to this CPU.
+        #[arg(long)]
+        cpu: Option<usize>,
+    },
 }
 
-fn serve(dir: &Path) {
+fn serve(dir: &Path, cpu: Option<usize>) {
     use std::io::Write;
+    if let Some(cpu) = cpu {
+        // Before the server starts a thread: each one inherits the mask.
+        sys::pin_to(cpu);
+    }
     let cfg = sapi_reference::shell::ServeConfig {
         runtime_dir: dir.into(),
         namespaces: vec![],
@@ -136,8 +145,8 @@ impl Apps {
 }
 
 fn main() {
-    if let Some(Cmd::Serve { dir }) = Cli::parse().cmd {
-        return serve(&dir);
+    if let Some(Cmd::Serve { dir, cpu }) = Cli::parse().cmd {
+        return serve(&dir, cpu);
     }
     let fd: RawFd = std::env::var("SAPI_BENCH_PEER_FD")
         .ok()
