@@ -171,7 +171,9 @@ pub struct Segment {
     whole: RawRegion,
     map: Mapping,
     fd: OwnedFd,
-    name: String,
+    // An attached segment's memfd name is looked up (a readlink in /proc) only when asked:
+    // it is diagnostics, and the lookup was a tenth of an app's attach.
+    name: std::sync::OnceLock<String>,
     ssvm_size: u64,
     header_offset: u64,
 }
@@ -184,6 +186,35 @@ fn file_size(fd: BorrowedFd<'_>) -> Result<u64, SegmentError> {
         return Err(sys("fstat"));
     }
     Ok(st.st_size.max(0) as u64)
+}
+
+/// Fills `buf` from the start of the file.
+fn read_exact_at(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<(), SegmentError> {
+    let mut done = 0;
+    while done < buf.len() {
+        let rest = &mut buf[done..];
+        // SAFETY: `rest` is valid for `rest.len()` bytes of writes.
+        let n = unsafe {
+            libc::pread(
+                fd.as_raw_fd(),
+                rest.as_mut_ptr().cast(),
+                rest.len(),
+                done as libc::off_t,
+            )
+        };
+        match n {
+            n if n > 0 => done += n as usize,
+            0 => {
+                return Err(SegmentError::TooSmall {
+                    needed: buf.len() as u64,
+                    available: done as u64,
+                });
+            }
+            _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
+            _ => return Err(sys("pread")),
+        }
+    }
+    Ok(())
 }
 
 fn memfd_name(fd: BorrowedFd<'_>) -> String {
@@ -316,7 +347,7 @@ impl BlankSegment {
             whole,
             map,
             fd,
-            name,
+            name: name.into(),
             ssvm_size,
             header_offset: HEADER_OFFSET,
         };
@@ -362,9 +393,17 @@ impl Segment {
             });
         }
         let (ssvm_size, ssvm_va) = {
-            let probe = Mapping::new(fd.as_fd(), PAGE_SIZE.min(file_size))?;
-            let r = probe.region();
-            (r.read_u64(ssvm::SSVM_SIZE)?, r.read_u64(ssvm::SSVM_VA)?)
+            // Read, not mapped: a probe mapping's munmap cost a TLB shootdown of every CPU the
+            // process runs on.
+            let mut h = [0u8; ssvm::SIZE as usize];
+            read_exact_at(fd.as_fd(), &mut h)?;
+            let word = |off: u64| {
+                let o = off as usize;
+                h.get(o..o + 8)
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map_or(0, u64::from_le_bytes)
+            };
+            (word(ssvm::SSVM_SIZE), word(ssvm::SSVM_VA))
         };
         if ssvm_size == 0 {
             return Err(SegmentError::ZeroSize);
@@ -402,13 +441,12 @@ impl Segment {
                 ssvm_size - header_offset,
             )
         };
-        let name = memfd_name(fd.as_fd());
         let seg = Segment {
             region,
             whole,
             map,
             fd,
-            name,
+            name: std::sync::OnceLock::new(),
             ssvm_size,
             header_offset,
         };
@@ -433,7 +471,7 @@ impl Segment {
     }
     /// Name given at creation, or the memfd's name when attached.
     pub fn name(&self) -> &str {
-        &self.name
+        self.name.get_or_init(|| memfd_name(self.fd.as_fd()))
     }
     /// Offset of the fifo-segment header from the segment base (`opaque[0]`).
     pub fn header_offset(&self) -> u64 {
