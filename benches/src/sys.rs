@@ -156,29 +156,58 @@ pub fn raise_nofile() {
     }
 }
 
+/// CPUs online in the machine — not `available_parallelism`, which counts the CPUs the
+/// calling thread may run on: once a bench pinned itself to CPU 0, every thread and process
+/// it started inherited that mask, counted 1 CPU, and "pinned to CPU 1" landed on CPU 0.
+pub fn cpus_online() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(n).ok().filter(|&n| n > 0).unwrap_or(1)
+}
+
 /// Pins the calling thread to CPU `cpu` (modulo the CPUs online). The wake-up benches pin
 /// both ends, subject and anchor alike: whether the scheduler puts two ping-ponging threads
 /// on one CPU or two changes a wake-up from a context switch to an inter-processor interrupt
 /// (tens of µs on a VM) and would otherwise decide the ratio by chance.
+///
+/// # Panics
+/// If the kernel refuses the mask: a bench that says where it runs must run there.
 pub fn pin_to(cpu: usize) {
-    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET stays inside it.
-    unsafe {
+    let cpu = cpu % cpus_online();
+    set_affinity(&[cpu]);
+    // The kernel moves the calling thread before sched_setaffinity returns.
+    assert_eq!(
+        current_cpu(),
+        cpu,
+        "pinned to CPU {cpu} but running elsewhere"
+    );
+}
+
+fn set_affinity(cpus: &[usize]) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET stays inside it (the CPUs
+    // online are fewer than CPU_SETSIZE on any machine these benches run on).
+    let rc = unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu % n, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
+        for &c in cpus {
+            libc::CPU_SET(c, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    assert_eq!(
+        rc,
+        0,
+        "sched_setaffinity({cpus:?}): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// The CPU the calling thread runs on now.
+pub fn current_cpu() -> usize {
+    // SAFETY: sched_getcpu has no preconditions.
+    usize::try_from(unsafe { libc::sched_getcpu() }).unwrap_or(0)
 }
 
 /// Lets the calling thread run on every CPU again.
 pub fn unpin() {
-    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // SAFETY: as in `pin_to`.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for c in 0..n {
-            libc::CPU_SET(c, &mut set);
-        }
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
+    set_affinity(&(0..cpus_online()).collect::<Vec<_>>());
 }

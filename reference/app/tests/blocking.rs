@@ -88,9 +88,13 @@ fn write_round(s: &mut Session, round: u64, total: u64, buf: &mut [u8]) {
     }
 }
 
-/// Reader and writer on distinct CPUs, where the windows the race needs are widest.
+/// Reader and writer on distinct CPUs, where the windows the race needs are widest. (Modulo
+/// the CPUs online, not `available_parallelism`: that counts the caller's own mask, which a
+/// thread started by a pinned one inherits.)
 fn pin_to(cpu: usize) {
-    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // SAFETY: sysconf has no preconditions.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    let n = usize::try_from(online).ok().filter(|&n| n > 0).unwrap_or(1);
     // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET stays inside it.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
