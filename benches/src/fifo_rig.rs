@@ -156,12 +156,6 @@ impl Landed {
     }
 }
 
-fn position(seg: &Segment, f: u64, field: u64) -> u32 {
-    seg.atomic_u32(f + field)
-        .map(|a| a.load(Ordering::Relaxed))
-        .unwrap_or(0)
-}
-
 /// Enqueues `total` bytes in writes of `write` bytes, each from an application buffer placed
 /// `delta` bytes (mod 4096) after the fifo bytes it lands on. Waits with [`Backoff`] when full.
 pub fn produce(seg: &Segment, f: u64, write: usize, delta: usize, total: u64, src: &mut PageBuf) {
@@ -174,7 +168,7 @@ pub fn produce(seg: &Segment, f: u64, write: usize, delta: usize, total: u64, sr
         let mut done = 0;
         while done < want {
             let n = (want - done) as u32;
-            let tail = position(seg, f, l::TAIL);
+            let tail = tx.tail();
             let dst = match landed.addr(seg, tail, n) {
                 Some(a) => a,
                 None => {
@@ -210,7 +204,7 @@ pub fn consume(seg: &Segment, f: u64, read: usize, delta: usize, total: u64, dst
             continue;
         }
         let want = (read as u64).min(left) as usize;
-        let head = position(seg, f, l::HEAD);
+        let head = rx.head();
         let at = match landed.addr(seg, head, want as u32) {
             Some(a) => a,
             None => {

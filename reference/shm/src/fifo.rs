@@ -393,6 +393,10 @@ pub fn size<M: Memory>(mem: &M, f: u64) -> Result<u32, FifoError> {
 #[derive(Debug)]
 pub struct FifoProducer<'m, M: Memory> {
     r: FifoRef<'m, M>,
+    /// Our own position, as we last stored it: only the producer writes `tail`, so it never
+    /// loads it again. (Loading it on every write cost a 64-byte write half its time across
+    /// two CPUs: the consumer, polling `tail`, keeps pulling that line away.)
+    tail: u32,
     head_seen: u32,
     tail_chunk: Option<Chunk>,
 }
@@ -402,8 +406,10 @@ impl<'m, M: Memory> FifoProducer<'m, M> {
     pub fn attach(mem: &'m M, f: u64) -> Result<Self, FifoError> {
         let r = FifoRef::attach(mem, f)?;
         let head_seen = r.head.load(Ordering::Acquire);
+        let tail = r.tail.load(Ordering::Relaxed);
         Ok(Self {
             r,
+            tail,
             head_seen,
             tail_chunk: None,
         })
@@ -416,9 +422,13 @@ impl<'m, M: Memory> FifoProducer<'m, M> {
 
     /// Bytes that can be enqueued now.
     pub fn free_space(&self) -> Result<u32, FifoError> {
-        let tail = self.r.tail.load(Ordering::Relaxed);
         let head = self.r.head.load(Ordering::Acquire);
-        Ok(self.r.size - self.r.occupancy(head, tail)?)
+        Ok(self.r.size - self.r.occupancy(head, self.tail)?)
+    }
+
+    /// The position the next byte enqueued will have (`tail`).
+    pub fn tail(&self) -> u32 {
+        self.tail
     }
 
     /// Appends chunks holding at least `need` more bytes after the end chunk.
@@ -463,7 +473,7 @@ impl<'m, M: Memory> FifoProducer<'m, M> {
         // remembered head promises and inside the remembered tail chunk, short of its end
         // (reaching the end moves `tail_chunk`, which the general path does). It is a copy
         // and a release store; anything else takes the general path.
-        let tail = self.r.tail.load(Ordering::Relaxed);
+        let tail = self.tail;
         if let Some(c) = self.tail_chunk {
             let free = self
                 .r
@@ -472,11 +482,10 @@ impl<'m, M: Memory> FifoProducer<'m, M> {
             let room = c.end().wrapping_sub(tail) as usize;
             if !data.is_empty() && data.len() <= free && data.len() < room && c.includes(tail) {
                 self.r.mem().write(c.data(tail), data)?;
+                self.tail = tail.wrapping_add(data.len() as u32);
                 // Release: the bytes above are visible to a consumer that acquires the new
                 // tail.
-                self.r
-                    .tail
-                    .store(tail.wrapping_add(data.len() as u32), Ordering::Release);
+                self.r.tail.store(self.tail, Ordering::Release);
                 return Ok(data.len());
             }
         }
@@ -511,8 +520,9 @@ impl<'m, M: Memory> FifoProducer<'m, M> {
             && c.end().wrapping_sub(tail) > len
         {
             mem.write(c.data(tail), &data[..len as usize])?;
+            self.tail = tail.wrapping_add(len);
             // Release: as in `enqueue`.
-            r.tail.store(tail.wrapping_add(len), Ordering::Release);
+            r.tail.store(self.tail, Ordering::Release);
             return Ok(len as usize);
         }
         let end = r.chunk(mem.read_u64(r.f + l::END_CHUNK)?)?;
@@ -545,9 +555,10 @@ impl<'m, M: Memory> FifoProducer<'m, M> {
             0 => None,
             off => r.chunk(off).ok().filter(|c| c.includes(new_tail)),
         };
+        self.tail = new_tail;
         // Release: the bytes and chunk links above are visible to a consumer that acquires
         // the new tail.
-        r.tail.store(new_tail, Ordering::Release);
+        self.r.tail.store(new_tail, Ordering::Release);
         Ok(len as usize)
     }
 
@@ -606,6 +617,9 @@ impl<'m, M: Memory> FifoProducer<'m, M> {
 #[derive(Debug)]
 pub struct FifoConsumer<'m, M: Memory> {
     r: FifoRef<'m, M>,
+    /// Our own position, as we last stored it (only the consumer writes `head`; see
+    /// [`FifoProducer`]'s `tail`).
+    head: u32,
     tail_seen: std::cell::Cell<u32>,
     head_chunk: Option<Chunk>,
 }
@@ -615,8 +629,10 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
     pub fn attach(mem: &'m M, f: u64) -> Result<Self, FifoError> {
         let r = FifoRef::attach(mem, f)?;
         let tail_seen = r.tail.load(Ordering::Acquire);
+        let head = r.head.load(Ordering::Relaxed);
         Ok(Self {
             r,
+            head,
             tail_seen: std::cell::Cell::new(tail_seen),
             head_chunk: None,
         })
@@ -628,7 +644,7 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
     }
 
     fn positions(&self) -> Result<(u32, u32), FifoError> {
-        let head = self.r.head.load(Ordering::Relaxed);
+        let head = self.head;
         // Acquire pairs with the producer's release of `tail`: bytes and links before it
         // are visible.
         let tail = self.r.tail.load(Ordering::Acquire);
@@ -640,13 +656,18 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
     /// `want` bytes (a remembered tail behind head, from a fifo that changed hands, shows none).
     #[inline]
     fn positions_for(&self, want: usize) -> Result<(u32, u32), FifoError> {
-        let head = self.r.head.load(Ordering::Relaxed);
+        let head = self.head;
         let tail = self.tail_seen.get();
         let ready = tail.wrapping_sub(head);
         if ready <= self.r.size && ready as usize >= want.max(1) {
             return Ok((head, tail));
         }
         self.positions()
+    }
+
+    /// The position of the next byte to dequeue (`head`).
+    pub fn head(&self) -> u32 {
+        self.head
     }
 
     /// Bytes ready to read.
@@ -730,7 +751,8 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
             mem.write_u64(r.f + l::HEAD_CHUNK, hc)?;
         }
         // Release: our reads of the dequeued bytes happen before the producer overwrites them.
-        r.head.store(head, Ordering::Release);
+        self.head = head;
+        self.r.head.store(head, Ordering::Release);
         Ok(())
     }
 
@@ -748,11 +770,10 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
             let len = buf.len().min(ready as usize);
             if (c.end().wrapping_sub(head) as usize) > len && c.includes(head) {
                 self.r.mem().read(c.data(head), &mut buf[..len])?;
+                self.head = head.wrapping_add(len as u32);
                 // Release: our reads of the dequeued bytes happen before the producer
                 // overwrites them.
-                self.r
-                    .head
-                    .store(head.wrapping_add(len as u32), Ordering::Release);
+                self.r.head.store(self.head, Ordering::Release);
                 return Ok(len);
             }
         }
