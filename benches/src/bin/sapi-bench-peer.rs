@@ -51,7 +51,7 @@ enum Cmd {
     /// Run the reference server in DIR; prints READY once it listens, runs until killed.
     Serve {
         dir: PathBuf,
-        /// Pin the whole server (every thread it starts) to this CPU.
+        /// Pin the whole server (every thread it starts) to this CPU; without it, every CPU.
         #[arg(long)]
         cpu: Option<usize>,
     },
@@ -59,9 +59,11 @@ enum Cmd {
 
 fn serve(dir: &Path, cpu: Option<usize>) {
     use std::io::Write;
-    if let Some(cpu) = cpu {
-        // Before the server starts a thread: each one inherits the mask.
-        sys::pin_to(cpu);
+    // Before the server starts a thread: each one inherits the mask. Without a CPU it may
+    // run on any, whatever mask the bench that started it had pinned itself to.
+    match cpu {
+        Some(cpu) => sys::pin_to(cpu),
+        None => sys::unpin(),
     }
     let cfg = sapi_reference::shell::ServeConfig {
         runtime_dir: dir.into(),
