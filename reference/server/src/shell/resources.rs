@@ -7,7 +7,7 @@
 //! is skipped (the core may already have freed what a later action names), and everything read
 //! back from a segment is treated as written by a hostile app.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::sys::eventfd::{EfdFlags, EventFd};
@@ -83,10 +83,10 @@ pub struct Resources {
     vpp_mq_offsets: Vec<u64>,
     /// Slices per app segment: one per simulated VPP thread, as VPP.
     n_slices: u8,
-    segments: HashMap<SegmentId, Segment>,
-    workers: HashMap<WorkerKey, WorkerMq>,
+    segments: BTreeMap<SegmentId, Segment>,
+    workers: BTreeMap<WorkerKey, WorkerMq>,
     /// Fifos of a segment that could not be freed (an app broke their headers), per segment.
-    segment_warnings: HashMap<SegmentId, WarnBudget>,
+    segment_warnings: BTreeMap<SegmentId, WarnBudget>,
     /// Segments ready for workers' first segments; empty until [`Resources::refill_pool`].
     pool: SegmentPool,
 }
@@ -113,9 +113,9 @@ impl Resources {
             vpp_mqs,
             vpp_mq_offsets,
             n_slices: threads,
-            segments: HashMap::new(),
-            workers: HashMap::new(),
-            segment_warnings: HashMap::new(),
+            segments: BTreeMap::new(),
+            workers: BTreeMap::new(),
+            segment_warnings: BTreeMap::new(),
             pool: SegmentPool::new(),
         })
     }
