@@ -60,89 +60,63 @@ fn byte(i: u32) -> u8 {
     (i * 7 + 1) as u8
 }
 
-/// (a) fifo: one producer, one consumer, a fifo of 8 bytes whose first chunk is 4 bytes, so
-/// the producer grows the list and the consumer returns consumed chunks to the free list
-/// while the other side runs; the producer later reuses them. Bytes arrive exactly once, in
-/// order; loom's cell tracking fails the model if a chunk is reused while still readable.
-#[test]
-fn fifo_spsc_growth_and_recycling() {
-    check("fifo_spsc_growth_and_recycling", || {
-        const TOTAL: u32 = 14;
-        let mem = Arc::new(model_segment(640));
-        let f = fifo::create_at(FifoSegmentView::new(&*mem), 0, 8, u32::MAX - 5).expect("fifo");
-        let m2 = mem.clone();
-        let producer = loom::thread::spawn(move || {
-            let mut tx = FifoProducer::attach(&*m2, f).expect("tx");
-            let mut sent = 0u32;
-            while sent < TOTAL {
-                let n = 5.min(TOTAL - sent);
-                let data: Vec<u8> = (sent..sent + n).map(byte).collect();
-                match tx.enqueue(&data) {
-                    Ok(k) => sent += k as u32,
-                    Err(FifoError::Full) => loom::thread::yield_now(),
-                    Err(e) => panic!("enqueue: {e}"),
-                }
-            }
-        });
-        let mut rx = FifoConsumer::attach(&*mem, f).expect("rx");
-        let mut got = 0u32;
-        let mut buf = [0u8; 6];
-        while got < TOTAL {
-            match rx.dequeue(&mut buf) {
-                Ok(k) => {
-                    for (i, b) in buf[..k].iter().enumerate() {
-                        assert_eq!(*b, byte(got + i as u32), "byte {}", got + i as u32);
-                    }
-                    got += k as u32;
-                }
-                Err(FifoError::Empty) => loom::thread::yield_now(),
-                Err(e) => panic!("dequeue: {e}"),
+/// One producer thread and one consumer (the model's main thread) moving `total` bytes through
+/// a fifo of 8 bytes whose first chunk is 4 bytes, in writes of up to `write` and reads of up
+/// to `read` bytes: the producer grows the list and the consumer returns consumed chunks to the
+/// free list while the other side runs; the producer later reuses them. Bytes arrive exactly
+/// once, in order; loom's cell tracking fails the model if a chunk is reused while still
+/// readable. Positions start 6 short of the `u32` wrap.
+fn fifo_spsc(total: u32, write: u32, read: usize) {
+    let mem = Arc::new(model_segment(640));
+    let f = fifo::create_at(FifoSegmentView::new(&*mem), 0, 8, u32::MAX - 5).expect("fifo");
+    let m2 = mem.clone();
+    let producer = loom::thread::spawn(move || {
+        let mut tx = FifoProducer::attach(&*m2, f).expect("tx");
+        let mut sent = 0u32;
+        while sent < total {
+            let n = write.min(total - sent);
+            let data: Vec<u8> = (sent..sent + n).map(byte).collect();
+            match tx.enqueue(&data) {
+                Ok(k) => sent += k as u32,
+                Err(FifoError::Full) => loom::thread::yield_now(),
+                Err(e) => panic!("enqueue: {e}"),
             }
         }
-        producer.join().expect("producer");
-        assert_eq!(rx.dequeue(&mut buf), Err(FifoError::Empty));
     });
+    let mut rx = FifoConsumer::attach(&*mem, f).expect("rx");
+    let mut got = 0u32;
+    let mut buf = vec![0u8; read];
+    while got < total {
+        match rx.dequeue(&mut buf) {
+            Ok(k) => {
+                for (i, b) in buf[..k].iter().enumerate() {
+                    assert_eq!(*b, byte(got + i as u32), "byte {}", got + i as u32);
+                }
+                got += k as u32;
+            }
+            Err(FifoError::Empty) => loom::thread::yield_now(),
+            Err(e) => panic!("dequeue: {e}"),
+        }
+    }
+    producer.join().expect("producer");
+    assert_eq!(rx.dequeue(&mut buf), Err(FifoError::Empty));
 }
 
-/// (a′) fifo: the same, in writes of one byte and reads of up to two, so most of them take
-/// the inlined paths that copy inside the remembered tail or head chunk and publish the
-/// position (a write or read reaching a chunk's end takes the general path), interleaved with
-/// the other side's growth and recycling.
+/// (a) fifo: writes of 5 bytes and reads of 6 over chunks of 4, so nearly every operation
+/// crosses a chunk and takes the general paths.
+#[test]
+fn fifo_spsc_growth_and_recycling() {
+    check("fifo_spsc_growth_and_recycling", || fifo_spsc(14, 5, 6));
+}
+
+/// (a′) fifo: writes of one byte and reads of up to two, so most of them take the inlined
+/// paths that copy inside the remembered tail or head chunk and publish the position (a write
+/// or read reaching a chunk's end takes the general path), interleaved with the other side's
+/// growth and recycling.
 #[test]
 fn fifo_spsc_small_writes_inside_chunks() {
     check("fifo_spsc_small_writes_inside_chunks", || {
-        const TOTAL: u32 = 7;
-        let mem = Arc::new(model_segment(640));
-        let f = fifo::create_at(FifoSegmentView::new(&*mem), 0, 8, u32::MAX - 5).expect("fifo");
-        let m2 = mem.clone();
-        let producer = loom::thread::spawn(move || {
-            let mut tx = FifoProducer::attach(&*m2, f).expect("tx");
-            let mut sent = 0u32;
-            while sent < TOTAL {
-                match tx.enqueue(&[byte(sent)]) {
-                    Ok(k) => sent += k as u32,
-                    Err(FifoError::Full) => loom::thread::yield_now(),
-                    Err(e) => panic!("enqueue: {e}"),
-                }
-            }
-        });
-        let mut rx = FifoConsumer::attach(&*mem, f).expect("rx");
-        let mut got = 0u32;
-        let mut buf = [0u8; 2];
-        while got < TOTAL {
-            match rx.dequeue(&mut buf) {
-                Ok(k) => {
-                    for (i, b) in buf[..k].iter().enumerate() {
-                        assert_eq!(*b, byte(got + i as u32), "byte {}", got + i as u32);
-                    }
-                    got += k as u32;
-                }
-                Err(FifoError::Empty) => loom::thread::yield_now(),
-                Err(e) => panic!("dequeue: {e}"),
-            }
-        }
-        producer.join().expect("producer");
-        assert_eq!(rx.dequeue(&mut buf), Err(FifoError::Empty));
+        fifo_spsc(7, 1, 2)
     });
 }
 

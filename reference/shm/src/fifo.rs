@@ -489,12 +489,13 @@ impl<'m, M: Memory> FifoProducer<'m, M> {
                 return Ok(data.len());
             }
         }
-        self.enqueue_general(tail, data)
+        self.enqueue_general(data)
     }
 
     /// [`Self::enqueue`] of a write that does not fit the remembered head or tail chunk.
     #[inline(never)]
-    fn enqueue_general(&mut self, tail: u32, data: &[u8]) -> Result<usize, FifoError> {
+    fn enqueue_general(&mut self, data: &[u8]) -> Result<usize, FifoError> {
+        let tail = self.tail;
         let r = &self.r;
         let mem = r.mem();
         let mut head = self.head_seen;
@@ -514,16 +515,6 @@ impl<'m, M: Memory> FifoProducer<'m, M> {
         let mut len = (data.len() as u64).min(free as u64) as u32;
         if len == 0 {
             return Ok(0);
-        }
-        if let Some(c) = self.tail_chunk
-            && c.includes(tail)
-            && c.end().wrapping_sub(tail) > len
-        {
-            mem.write(c.data(tail), &data[..len as usize])?;
-            self.tail = tail.wrapping_add(len);
-            // Release: as in `enqueue`.
-            r.tail.store(self.tail, Ordering::Release);
-            return Ok(len as usize);
         }
         let end = r.chunk(mem.read_u64(r.f + l::END_CHUNK)?)?;
         if pos_lt(end.end(), tail) {
@@ -643,24 +634,24 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
         self.r.size
     }
 
-    fn positions(&self) -> Result<(u32, u32), FifoError> {
+    fn positions(&self) -> (u32, u32) {
         let head = self.head;
         // Acquire pairs with the producer's release of `tail`: bytes and links before it
         // are visible.
         let tail = self.r.tail.load(Ordering::Acquire);
         self.tail_seen.set(tail);
-        Ok((head, tail))
+        (head, tail)
     }
 
     /// Like [`Self::positions`], but from the remembered tail when it already shows at least
     /// `want` bytes (a remembered tail behind head, from a fifo that changed hands, shows none).
     #[inline]
-    fn positions_for(&self, want: usize) -> Result<(u32, u32), FifoError> {
+    fn positions_for(&self, want: usize) -> (u32, u32) {
         let head = self.head;
         let tail = self.tail_seen.get();
         let ready = tail.wrapping_sub(head);
         if ready <= self.r.size && ready as usize >= want.max(1) {
-            return Ok((head, tail));
+            return (head, tail);
         }
         self.positions()
     }
@@ -672,13 +663,13 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
 
     /// Bytes ready to read.
     pub fn len(&self) -> Result<u32, FifoError> {
-        let (h, t) = self.positions()?;
+        let (h, t) = self.positions();
         self.r.occupancy(h, t)
     }
 
     /// Whether nothing is ready.
     pub fn is_empty(&self) -> Result<bool, FifoError> {
-        let (h, t) = self.positions_for(1)?;
+        let (h, t) = self.positions_for(1);
         Ok(self.r.occupancy(h, t)? == 0)
     }
 
@@ -759,7 +750,7 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
     /// Dequeues up to `buf.len()` bytes; [`FifoError::Empty`] if there are none.
     #[inline]
     pub fn dequeue(&mut self, buf: &mut [u8]) -> Result<usize, FifoError> {
-        let (head, tail) = self.positions_for(buf.len())?;
+        let (head, tail) = self.positions_for(buf.len());
         // The common read, inlined into the caller: inside the remembered head chunk, short
         // of its end. It is a copy and a release store; anything else takes the general path.
         let ready = tail.wrapping_sub(head);
@@ -777,17 +768,14 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
                 return Ok(len);
             }
         }
-        self.dequeue_general(head, tail, buf)
+        self.dequeue_general(buf)
     }
 
     /// [`Self::dequeue`] of a read that leaves the remembered head chunk (or of none).
     #[inline(never)]
-    fn dequeue_general(
-        &mut self,
-        head: u32,
-        tail: u32,
-        buf: &mut [u8],
-    ) -> Result<usize, FifoError> {
+    fn dequeue_general(&mut self, buf: &mut [u8]) -> Result<usize, FifoError> {
+        // The positions `dequeue` just looked at (`positions_for` remembers the tail it used).
+        let (head, tail) = (self.head, self.tail_seen.get());
         let n = self.r.occupancy(head, tail)?;
         if n == 0 {
             return Err(FifoError::Empty);
@@ -813,7 +801,7 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
     /// Copies up to `buf.len()` bytes starting `offset` bytes past the head, without
     /// consuming them.
     pub fn peek(&self, offset: u32, buf: &mut [u8]) -> Result<usize, FifoError> {
-        let (head, tail) = self.positions()?;
+        let (head, tail) = self.positions();
         let n = self.r.occupancy(head, tail)?;
         if offset >= n {
             return Err(FifoError::Empty);
@@ -824,7 +812,7 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
 
     /// Discards up to `len` bytes without copying them; returns how many.
     pub fn drop_bytes(&mut self, len: u32) -> Result<u32, FifoError> {
-        let (head, tail) = self.positions()?;
+        let (head, tail) = self.positions();
         let n = self.r.occupancy(head, tail)?;
         if n == 0 {
             return Err(FifoError::Empty);

@@ -188,35 +188,6 @@ fn file_size(fd: BorrowedFd<'_>) -> Result<u64, SegmentError> {
     Ok(st.st_size.max(0) as u64)
 }
 
-/// Fills `buf` from the start of the file.
-fn read_exact_at(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<(), SegmentError> {
-    let mut done = 0;
-    while done < buf.len() {
-        let rest = &mut buf[done..];
-        // SAFETY: `rest` is valid for `rest.len()` bytes of writes.
-        let n = unsafe {
-            libc::pread(
-                fd.as_raw_fd(),
-                rest.as_mut_ptr().cast(),
-                rest.len(),
-                done as libc::off_t,
-            )
-        };
-        match n {
-            n if n > 0 => done += n as usize,
-            0 => {
-                return Err(SegmentError::TooSmall {
-                    needed: buf.len() as u64,
-                    available: done as u64,
-                });
-            }
-            _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
-            _ => return Err(sys("pread")),
-        }
-    }
-    Ok(())
-}
-
 fn memfd_name(fd: BorrowedFd<'_>) -> String {
     let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
     match std::fs::read_link(link) {
@@ -396,7 +367,15 @@ impl Segment {
             // Read, not mapped: a probe mapping's munmap cost a TLB shootdown of every CPU the
             // process runs on.
             let mut h = [0u8; ssvm::SIZE as usize];
-            read_exact_at(fd.as_fd(), &mut h)?;
+            // The file holds at least this much (checked above): one read returns it all.
+            let n = nix::sys::uio::pread(fd.as_fd(), &mut h, 0)
+                .map_err(|err| SegmentError::Sys { op: "pread", err })?;
+            if n < h.len() {
+                return Err(SegmentError::TooSmall {
+                    needed: ssvm::SIZE,
+                    available: n as u64,
+                });
+            }
             let word = |off: u64| {
                 let o = off as usize;
                 h.get(o..o + 8)
