@@ -67,12 +67,8 @@ fn chunk_holding(seg: &Segment, c: u64, pos: u32) -> Option<usize> {
     (k < len).then(|| addr(seg, c + l::CHUNK_HEADER_SIZE + k as u64))
 }
 
-/// Where the producer's next write of `want` bytes starts (see the module doc).
-pub fn tail_addr(seg: &Segment, f: u64, want: u32) -> usize {
-    let tail = seg
-        .atomic_u32(f + l::TAIL)
-        .map(|a| a.load(Ordering::Relaxed))
-        .unwrap_or(0);
+/// Where the producer's next write of `want` bytes, at `tail`, starts (see the module doc).
+pub fn tail_addr(seg: &Segment, f: u64, tail: u32, want: u32) -> usize {
     let tc = seg.read_u64(f + l::TAIL_CHUNK).unwrap_or(0);
     if let Some(a) = chunk_holding(seg, tc, tail) {
         return a;
@@ -100,12 +96,8 @@ pub fn tail_addr(seg: &Segment, f: u64, want: u32) -> usize {
     addr(seg, chunk + l::CHUNK_HEADER_SIZE)
 }
 
-/// Where the consumer's next read starts, once bytes are ready.
-pub fn head_addr(seg: &Segment, f: u64) -> usize {
-    let head = seg
-        .atomic_u32(f + l::HEAD)
-        .map(|a| a.load(Ordering::Relaxed))
-        .unwrap_or(0);
+/// Where the consumer's next read, at `head`, starts once bytes are ready.
+pub fn head_addr(seg: &Segment, f: u64, head: u32) -> usize {
     let hc = seg.read_u64(f + l::HEAD_CHUNK).unwrap_or(0);
     if let Some(a) = chunk_holding(seg, hc, head) {
         return a;
@@ -169,7 +161,7 @@ pub fn produce(seg: &Segment, f: u64, write: usize, delta: usize, total: u64, sr
             let dst = match landed.addr(seg, tail, n) {
                 Some(a) => a,
                 None => {
-                    let a = tail_addr(seg, f, n);
+                    let a = tail_addr(seg, f, tail, n);
                     landed.refresh(seg, f, l::TAIL_CHUNK, tail);
                     a
                 }
@@ -205,7 +197,7 @@ pub fn consume(seg: &Segment, f: u64, read: usize, delta: usize, total: u64, dst
         let at = match landed.addr(seg, head, want as u32) {
             Some(a) => a,
             None => {
-                let a = head_addr(seg, f);
+                let a = head_addr(seg, f, head);
                 landed.refresh(seg, f, l::HEAD_CHUNK, head);
                 a
             }
