@@ -6,7 +6,8 @@
 //! that size, with the same spin-then-yield wait when full or empty:
 //! * `fifo` — the svm fifo in a memfd segment (4 MiB, grown and recycled in chunks),
 //!   producer and consumer threads; `fifo_xproc` — the consumer in another process.
-//! * `rtrb` — its chunk API, 4 MiB ring, bytes copied with `memcpy` as its `io::Write` does.
+//! * `rtrb` — its chunk API, 4 MiB ring, bytes copied with `memcpy` as its `io::Write` does;
+//!   `rtrb_ring128KiB` (aligned only) — the same over the fifo's working set (a control).
 //! * `memcpy` — glibc `memcpy` of one write, one thread (the physical limit of one copy);
 //!   `copy_rs` — the fifo's own copy routine (`shm::copy`) on the same buffers.
 //! * `socketpair` — `AF_UNIX SOCK_STREAM`, `pipe` — a pipe (1 MiB, the system maximum), and
@@ -36,6 +37,11 @@ const SIZES: [(usize, &str); 4] = [
 ];
 const DELTAS: [(usize, &str); 2] = [(0, "aligned"), (16, "16apart")];
 const CAPACITY: usize = 4 << 20;
+/// What a 4 MiB fifo whose reader keeps up cycles through: its 64 KiB `min_alloc` chunks are
+/// recycled last in, first out, so the writer reuses the two most recently drained ones. The
+/// `rtrb_ring128KiB` control runs `rtrb` over that footprint, to show what reusing lines the
+/// reader's cache still holds costs a ring with no chunks at all.
+const FIFO_WORKING_SET: usize = 128 << 10;
 fn fifo_threads(rig: &FifoRig, size: usize, delta: usize, iters: u64) -> Duration {
     let total = iters * size as u64;
     let mut src = PageBuf::for_windows(size);
@@ -64,9 +70,9 @@ fn fifo_xproc(rig: &FifoRig, peer: &Peer, size: usize, delta: usize, iters: u64)
     start.elapsed()
 }
 
-fn rtrb_threads(size: usize, delta: usize, iters: u64) -> Duration {
+fn rtrb_threads(capacity: usize, size: usize, delta: usize, iters: u64) -> Duration {
     let total = iters * size as u64;
-    let (mut tx, mut rx) = rtrb::RingBuffer::<u8>::new(CAPACITY);
+    let (mut tx, mut rx) = rtrb::RingBuffer::<u8>::new(capacity);
     let mut src = PageBuf::for_windows(size);
     src.fill_pattern();
     let mut dst = PageBuf::for_windows(size);
@@ -223,8 +229,13 @@ fn fifo_benches(c: &mut Criterion) {
                 b.iter_custom(|iters| fifo_xproc(&rig, &peer, size, delta, iters))
             });
             g.bench_function(BenchmarkId::new("rtrb", dname), |b| {
-                b.iter_custom(|iters| rtrb_threads(size, delta, iters))
+                b.iter_custom(|iters| rtrb_threads(CAPACITY, size, delta, iters))
             });
+            if delta == 0 {
+                g.bench_function(BenchmarkId::new("rtrb_ring128KiB", dname), |b| {
+                    b.iter_custom(|iters| rtrb_threads(FIFO_WORKING_SET, size, delta, iters))
+                });
+            }
             g.bench_function(BenchmarkId::new("memcpy", dname), |b| {
                 b.iter_custom(copy_once(size, delta, false))
             });
