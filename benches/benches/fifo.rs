@@ -14,6 +14,9 @@
 //!   `pipe_xproc` with the reader in another process. Their `delta` is from a page boundary,
 //!   the kernel's own buffers being page-aligned.
 //!
+//! `SAPI_BENCH_COPY=avx2` (or `rep_movsb`, `sse2`, `memcpy`) forces `shm::copy`'s routine in this
+//! process and the peer, to measure the one chosen for the CPU against the others.
+//!
 //! Every writer runs on CPU 0 and every reader (thread or peer process) on CPU 1, subject and
 //! anchors alike: where the host places two vCPUs changes a cache-line round trip between
 //! them from ~110 ns to 500–700 ns, and unpinned runs of one bench swung 0.22–1.40× `rtrb`.
@@ -212,8 +215,13 @@ fn fifo_benches(c: &mut Criterion) {
     sys::pin_to(0);
     eprintln!(
         "fifo benches: producer pinned to CPU 0, consumer (thread or peer process) to CPU 1; \
-         bulk copy routine {:?}",
-        sapi_shm::copy::CopyRoutine::chosen()
+         bulk copy routine {:?}{}",
+        sys::copy_routine_from_env(),
+        if std::env::var_os(sys::COPY_ROUTINE_ENV).is_some() {
+            " (forced by SAPI_BENCH_COPY)"
+        } else {
+            " (chosen for this CPU)"
+        }
     );
     let rig = FifoRig::new(CAPACITY as u32);
     let peer = Peer::spawn(Path::new(env!("CARGO_BIN_EXE_sapi-bench-peer")), &[]);

@@ -158,6 +158,8 @@ fn main() {
     let sock = unsafe { BorrowedFd::borrow_raw(fd) };
     // The reading end of every cross-process bench: CPU 1, the writer being on CPU 0.
     sys::pin_to(1);
+    // The same routine as the bench that started us, when it forces one.
+    sys::copy_routine_from_env();
     let mut seg: Option<Segment> = None;
     let mut buf = PageBuf::for_windows(1 << 20);
     let mut src = PageBuf::new(1 << 20);
