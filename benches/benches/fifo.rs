@@ -7,7 +7,9 @@
 //! * `fifo` — the svm fifo in a memfd segment (4 MiB, grown and recycled in chunks),
 //!   producer and consumer threads; `fifo_xproc` — the consumer in another process.
 //! * `rtrb` — its chunk API, 4 MiB ring, bytes copied with `memcpy` as its `io::Write` does;
-//!   `rtrb_ring128KiB` (aligned only) — the same over the fifo's working set (a control).
+//!   `rtrb_ring128KiB` (aligned only) — the same over the fifo's working set (a control);
+//!   `fifo_grow1MiB` (aligned only) — the fifo grown and recycled 1 MiB at a time instead of
+//!   64 KiB, its working set about `rtrb`'s (a control).
 //! * `memcpy` — glibc `memcpy` of one write, one thread (the physical limit of one copy);
 //!   `copy_rs` — the fifo's own copy routine (`shm::copy`) on the same buffers.
 //! * `socketpair` — `AF_UNIX SOCK_STREAM`, `pipe` — a pipe (1 MiB, the system maximum), and
@@ -45,6 +47,9 @@ const CAPACITY: usize = 4 << 20;
 /// `rtrb_ring128KiB` control runs `rtrb` over that footprint, to show what reusing lines the
 /// reader's cache still holds costs a ring with no chunks at all.
 const FIFO_WORKING_SET: usize = 128 << 10;
+/// The growth step of the `fifo_grow1MiB` control: a quarter of the fifo, so its two chunks in
+/// flight span as much memory as `rtrb`'s ring.
+const GROWTH_CONTROL: u32 = 1 << 20;
 fn fifo_threads(rig: &FifoRig, size: usize, delta: usize, iters: u64) -> Duration {
     let total = iters * size as u64;
     let mut src = PageBuf::for_windows(size);
@@ -224,6 +229,7 @@ fn fifo_benches(c: &mut Criterion) {
         }
     );
     let rig = FifoRig::new(CAPACITY as u32);
+    let rig_grow1mib = FifoRig::with_min_alloc(CAPACITY as u32, GROWTH_CONTROL);
     let peer = Peer::spawn(Path::new(env!("CARGO_BIN_EXE_sapi-bench-peer")), &[]);
     peer.call(&[0], &[rig.seg.fd().as_raw_fd()]);
     for (size, size_name) in SIZES {
@@ -242,6 +248,9 @@ fn fifo_benches(c: &mut Criterion) {
             if delta == 0 {
                 g.bench_function(BenchmarkId::new("rtrb_ring128KiB", dname), |b| {
                     b.iter_custom(|iters| rtrb_threads(FIFO_WORKING_SET, size, delta, iters))
+                });
+                g.bench_function(BenchmarkId::new("fifo_grow1MiB", dname), |b| {
+                    b.iter_custom(|iters| fifo_threads(&rig_grow1mib, size, delta, iters))
                 });
             }
             g.bench_function(BenchmarkId::new("memcpy", dname), |b| {

@@ -45,6 +45,18 @@ impl FifoRig {
         Self { seg, fifo }
     }
 
+    /// As [`FifoRig::new`], with the fifo's `min_alloc` set to `min_alloc` instead of VPP's
+    /// value (at most 64 KiB): its producer then grows it, and its consumer recycles it, in
+    /// steps of that size. The field is the fifo owner's to set; a control for what the
+    /// growth step alone changes.
+    pub fn with_min_alloc(size: u32, min_alloc: u32) -> Self {
+        let rig = Self::new(size);
+        rig.seg
+            .write_u32(rig.fifo + l::MIN_ALLOC, min_alloc)
+            .expect("min_alloc");
+        rig
+    }
+
     /// A second fifo of `size` bytes in the same segment (the other direction of a duplex
     /// stream).
     pub fn add_fifo(&self, size: u32) -> u64 {

@@ -178,6 +178,17 @@ fn main() {
             &gib_s(d, &id("rtrb_ring128KiB", "aligned"), bytes),
         );
         t.row(
+            &format!("fifo {size} grown 1 MiB at a time (a control) ÷ rtrb aligned"),
+            thr(&id("fifo_grow1MiB", "aligned"), &id("rtrb", "aligned")),
+            Target::None,
+            &format!(
+                "{}; ÷ fifo: {}",
+                gib_s(d, &id("fifo_grow1MiB", "aligned"), bytes),
+                thr(&id("fifo_grow1MiB", "aligned"), &id("fifo", "aligned"))
+                    .map_or("-".into(), |r| format!("{r:.2}×"))
+            ),
+        );
+        t.row(
             &format!("fifo {size} 16 B apart ÷ fifo aligned"),
             thr(&id("fifo", "16apart"), &id("fifo", "aligned")),
             if is64k {
