@@ -57,6 +57,7 @@ pub mod opt {
     pub const NAMESPACE_SECRET: usize = 10;
     pub const PROXY_TRANSPORT: usize = 11;
     pub const TLS_ENGINE: usize = 13;
+    pub const PCT_FIRST_ALLOC: usize = 17;
     pub const N_OPTIONS: usize = 18;
 }
 

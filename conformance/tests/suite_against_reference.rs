@@ -177,6 +177,7 @@ const HANDED_A_CT_SEGMENT: &[&str] = &[
     "session.detach.client_after_accept_reply",
     "session.detach.peer_told",
     "session.detach.server_after_accept_reply",
+    "session.fifo.first_alloc",
     "session.fifo.headers",
     "session.handles.not_reused_before_cleanup",
     "session.io.deq_notification",
@@ -267,6 +268,12 @@ const HANDED_A_CT_SEGMENT: &[&str] = &[
     Blame::Deviation,
     &["session.handles.not_reused_before_cleanup"],
     "reuses handle"
+)]
+#[case::ignore_pct_first_alloc(
+    "ignore-pct-first-alloc",
+    Blame::Deviation,
+    &["session.fifo.first_alloc"],
+    "pct_first_alloc"
 )]
 fn fault_fails_exactly_these_scenarios(
     #[case] fault: &str,

@@ -86,6 +86,12 @@ pub fn scenarios() -> Vec<Scenario> {
             fifo_headers,
         ),
         Scenario::new(
+            "session.fifo.first_alloc",
+            "sessions §7.3, §7.4; shm §3.1",
+            "S attached with PCT_FIRST_ALLOC 50: the ct segment's header says 50 and each fifo starts with half its size (or all of it) in one chunk",
+            fifo_first_alloc,
+        ),
+        Scenario::new(
             "session.accept.listener_handle",
             "sessions §4.1, §4.2, §4.6, §12.2 item 9",
             "ACCEPTED: listener_handle = BOUND.handle; mq_index = handle >> 32, below the number of server mqs, at vpp_event_queue_address",
@@ -760,6 +766,11 @@ fn fifo_headers(ctx: &Ctx, c: &mut Check) -> Outcome {
     for v in shm::fsh_violations(&seg.seg.fsh, &seg.seg) {
         c.fail(format!("ct segment: {v}"));
     }
+    c.eq(
+        "ct segment: pct_first_alloc (S sent no PCT_FIRST_ALLOC)",
+        0,
+        seg.seg.fsh.pct_first_alloc,
+    );
     c.note(format!(
         "ct segment: ssvm_size {:#x} (VPP: at least 128 MiB; not checked), n_slices {}",
         seg.seg.ssvm.ssvm_size, seg.seg.fsh.n_slices
@@ -824,6 +835,62 @@ fn fifo_headers(ctx: &Ctx, c: &mut Check) -> Outcome {
                 ),
             );
         }
+    }
+    accept_reply(&s, &a, a.context, 0)?;
+    let mut cl = cl;
+    expect_connected(&mut cl, C_CTX)?;
+    finish(c, &[&s, &cl]);
+    Ok(())
+}
+
+/// S asks for half of each fifo up front. VPP writes the option into the ct segment's header
+/// and gives each fifo a first chunk of max(pct × size / 100, 4096) rounded up to a power of
+/// two; a server MAY instead give a single chunk of the whole fifo (sessions §7.4).
+fn fifo_first_alloc(ctx: &Ctx, c: &mut Check) -> Outcome {
+    head_only(ctx)?;
+    const PCT: u64 = 50;
+    let opts = AppOptions {
+        rx_fifo_size: 64 << 10,
+        tx_fifo_size: 16 << 10,
+        pct_first_alloc: PCT,
+        ..AppOptions::default()
+    };
+    let mut s = app_with(ctx, "s", opts)?;
+    let cl = app(ctx, "c")?;
+    let p = port();
+    listen_ok(&mut s, LOOPBACK, p, PROTO_TCP)?;
+    connect(&cl, LOOPBACK, p, PROTO_TCP, C_CTX)?;
+    let (a, _) = expect_accepted(&mut s)?;
+    let seg = s.segment(a.segment_handle, "ACCEPTED.segment_handle")?;
+    c.eq(
+        "ct segment: pct_first_alloc = S's PCT_FIRST_ALLOC",
+        PCT,
+        u64::from(seg.seg.fsh.pct_first_alloc),
+    );
+    for (name, at, size) in [
+        ("fifo A (S's rx)", a.server_rx_fifo, 64u32 << 10),
+        ("fifo B (S's tx)", a.server_tx_fifo, 16u32 << 10),
+    ] {
+        let h = match FifoHeader::read(&seg, at) {
+            Ok(h) => h,
+            Err(e) => {
+                c.fail(format!("{name} at {at:#x}: {e}"));
+                continue;
+            }
+        };
+        let vpp = (u64::from(size) * PCT / 100).max(4096).next_power_of_two();
+        let mut ch = [0u8; 24];
+        if let Err(e) = seg.read(h.start_chunk, &mut ch, "first chunk") {
+            c.fail(format!("{name}: first chunk at {:#x}: {e}", h.start_chunk));
+            continue;
+        }
+        let length = u64::from(u32::from_le_bytes([ch[4], ch[5], ch[6], ch[7]]));
+        c.that(
+            length == vpp || length >= u64::from(size),
+            format!(
+                "{name} of {size} bytes: first chunk length {length}, expected {vpp} ({PCT}% rounded up to a power of two) or the whole fifo"
+            ),
+        );
     }
     accept_reply(&s, &a, a.context, 0)?;
     let mut cl = cl;

@@ -40,6 +40,8 @@ pub struct AppOptions {
     pub tx_fifo_size: u64,
     pub segment_size: u64,
     pub evt_queue_size: u64,
+    /// PCT_FIRST_ALLOC (0: not sent, as VCL does).
+    pub pct_first_alloc: u64,
 }
 
 impl Default for AppOptions {
@@ -50,6 +52,7 @@ impl Default for AppOptions {
             tx_fifo_size: 64 << 10,
             segment_size: 16 << 20,
             evt_queue_size: 2048,
+            pct_first_alloc: 0,
         }
     }
 }
@@ -176,6 +179,7 @@ impl App {
         req.options[opt::SEGMENT_SIZE] = options.segment_size;
         req.options[opt::RX_FIFO_SIZE] = options.rx_fifo_size;
         req.options[opt::TX_FIFO_SIZE] = options.tx_fifo_size;
+        req.options[opt::PCT_FIRST_ALLOC] = options.pct_first_alloc;
         let e = conn.attach(&req)?;
         let r = e.reply;
         if r.retval != 0 {

@@ -159,6 +159,10 @@ pub struct SegmentSpec {
     pub requested_size: u64,
     /// Back it with huge pages (`USE_HUGE_PAGE`).
     pub huge_pages: bool,
+    /// The fifo-segment header's `pct_first_alloc`: the owning app's PCT_FIRST_ALLOC option
+    /// (the server app's for a ct segment), at most 100. Every fifo made in the segment starts
+    /// with one chunk of that share of its size, at least 4 KiB, a power of two.
+    pub pct_first_alloc: u8,
 }
 
 /// A worker's first segment with its event mq, and optionally an eventfd.

@@ -9,7 +9,7 @@
 //!   blame exactly the scenario that sent it and keep going after a restart;
 //! * `reuse-indices`, VPP's pool behaviour: not a defect, so the whole suite must pass with it.
 //!
-//! The session-layer faults (`wrong-listener-handle` … `reuse-handle-before-cleanup`) are
+//! The session-layer faults (`wrong-listener-handle` … `ignore-pct-first-alloc`) are
 //! defects of the first kind, one per rule of `docs/sessions.md` §12.1 a server could plausibly
 //! get wrong; each makes exactly the `session.*` scenarios that check the rule it breaks fail
 //! (the lists: `fault_fails_exactly_these_scenarios` in the conformance tests, and the README).
@@ -72,11 +72,15 @@ pub enum InjectedFault {
     /// closed (DISCONNECTED or RESET sent) before that session's CLEANUP type 1, breaking
     /// `docs/sessions.md` §9.5; the old session is dropped without a word.
     ReuseHandleBeforeCleanup,
+    /// Every segment's header says `pct_first_alloc` 0, whatever its owner's PCT_FIRST_ALLOC,
+    /// so each fifo starts with a 4 KiB chunk; breaks `docs/sessions.md` §7.3 and §7.4 for an
+    /// S that sends the option (VCL sends none, so VCL apps cannot tell).
+    IgnorePctFirstAlloc,
 }
 
 impl InjectedFault {
     /// Every fault, in the order `--inject-fault list` prints them.
-    pub const ALL: [InjectedFault; 18] = [
+    pub const ALL: [InjectedFault; 19] = [
         InjectedFault::WrongFdOrder,
         InjectedFault::MissingEventfd,
         InjectedFault::NoCrashDetach,
@@ -95,6 +99,7 @@ impl InjectedFault {
         InjectedFault::RxWithoutHasEvent,
         InjectedFault::EarlyDelSegment,
         InjectedFault::ReuseHandleBeforeCleanup,
+        InjectedFault::IgnorePctFirstAlloc,
     ];
 
     /// What it does, in one line (the command line's help).
@@ -148,6 +153,9 @@ impl InjectedFault {
             InjectedFault::ReuseHandleBeforeCleanup => {
                 "a worker's new session takes the handle of its closing session before CLEANUP 1"
             }
+            InjectedFault::IgnorePctFirstAlloc => {
+                "segment headers say pct_first_alloc 0 and fifos start with 4 KiB, whatever PCT_FIRST_ALLOC"
+            }
         }
     }
 
@@ -172,6 +180,7 @@ impl InjectedFault {
             InjectedFault::RxWithoutHasEvent => "rx-without-has-event",
             InjectedFault::EarlyDelSegment => "early-del-segment",
             InjectedFault::ReuseHandleBeforeCleanup => "reuse-handle-before-cleanup",
+            InjectedFault::IgnorePctFirstAlloc => "ignore-pct-first-alloc",
         }
     }
 }

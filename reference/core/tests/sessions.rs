@@ -32,6 +32,8 @@ struct Shell {
     unread: bool,
     /// Answer AllocShadows with NoRoom.
     no_room_for_shadows: bool,
+    /// Every segment the core asked for (first segments and the rest), in order.
+    segment_specs: Vec<sapi_core::SegmentSpec>,
     next_offset: u64,
 }
 
@@ -89,6 +91,7 @@ impl World {
                     self.core.input(Input::Listened { ns, result: Ok(()) })
                 }
                 Action::CreateWorkerResources { worker, spec } => {
+                    self.shell.segment_specs.push(spec.segment.clone());
                     self.core.input(Input::WorkerResources {
                         worker,
                         result: Ok(WorkerResourcesReady {
@@ -97,10 +100,13 @@ impl World {
                         }),
                     })
                 }
-                Action::CreateSegment(spec) => self.core.input(Input::SegmentCreated {
-                    id: spec.id,
-                    result: Ok(spec.requested_size + 12 * 1024),
-                }),
+                Action::CreateSegment(spec) => {
+                    self.shell.segment_specs.push(spec.clone());
+                    self.core.input(Input::SegmentCreated {
+                        id: spec.id,
+                        result: Ok(spec.requested_size + 12 * 1024),
+                    })
+                }
                 Action::AllocFifoPair { pair, .. } => {
                     let a = self.offset();
                     let b = self.offset();
@@ -146,6 +152,11 @@ impl World {
 
     /// An attached app with local scope: its worker 0 and its socket.
     fn app(&mut self, flags: AppOptionFlags) -> (WorkerKey, SocketId) {
+        self.app_with(flags, 0)
+    }
+
+    /// [`World::app`], sending PCT_FIRST_ALLOC `pct_first_alloc` (0: not sent).
+    fn app_with(&mut self, flags: AppOptionFlags, pct_first_alloc: u64) -> (WorkerKey, SocketId) {
         self.core.input(Input::Accept {
             ns: NsIndex(0),
             peer: PeerCred::default(),
@@ -163,7 +174,8 @@ impl World {
                 .with_flags(flags)
                 .with(OptionIndex::SegmentSize, 16 << 20)
                 .with(OptionIndex::RxFifoSize, 1 << 16)
-                .with(OptionIndex::TxFifoSize, 1 << 16),
+                .with(OptionIndex::TxFifoSize, 1 << 16)
+                .with(OptionIndex::PctFirstAlloc, pct_first_alloc),
         })
         .encode(Profile::Head)
         .expect("encode");
@@ -193,12 +205,7 @@ impl World {
     }
 
     fn local_app(&mut self) -> (WorkerKey, SocketId) {
-        self.app(
-            AppOptionFlags::ACCEPT_REDIRECT
-                | AppOptionFlags::ADD_SEGMENT
-                | AppOptionFlags::USE_LOCAL_SCOPE
-                | AppOptionFlags::EVT_MQ_USE_EVENTFD,
-        )
+        self.app(LOCAL_APP)
     }
 
     fn post(&mut self, thread: u8, msg: CtrlMessage) {
@@ -295,6 +302,12 @@ impl World {
 }
 
 /// An established pair and what its apps were told while it was set up.
+/// The flags VCL attaches with.
+const LOCAL_APP: AppOptionFlags = AppOptionFlags::ACCEPT_REDIRECT
+    .union(AppOptionFlags::ADD_SEGMENT)
+    .union(AppOptionFlags::USE_LOCAL_SCOPE)
+    .union(AppOptionFlags::EVT_MQ_USE_EVENTFD);
+
 struct SetUp {
     pair: Pair,
     bound: Bound,
@@ -1200,4 +1213,49 @@ fn a_pair_whose_c_never_had_a_session_frees_its_ct_segment_when_s_closes(#[case]
     );
     assert_eq!(w.core.counts().ct_segments, 0);
     assert_eq!(w.core.counts().pairs, 0);
+}
+
+/// VPP writes an app's PCT_FIRST_ALLOC into the header of each of its segments, and S's into a
+/// ct segment (docs/sessions.md §7.3), where it sizes each fifo's first chunk; above 100 the
+/// reference keeps 100, a whole fifo up front.
+#[rstest]
+#[case::not_sent(None, 0, 0)]
+#[case::half(None, 50, 50)]
+#[case::beyond_a_whole_fifo(None, 250, 100)]
+#[case::fault_ignore_pct_first_alloc(Some(InjectedFault::IgnorePctFirstAlloc), 50, 0)]
+fn segments_carry_their_owners_pct_first_alloc(
+    #[case] fault: Option<InjectedFault>,
+    #[case] option: u64,
+    #[case] header: u8,
+) {
+    let mut w = World::with_fault(0, fault);
+    let s = w.app_with(LOCAL_APP, option);
+    let first = w
+        .shell
+        .segment_specs
+        .last()
+        .cloned()
+        .expect("S's first segment");
+    assert_eq!(first.pct_first_alloc, header, "S's first segment");
+    let c = w.local_app();
+    let c_first = w
+        .shell
+        .segment_specs
+        .last()
+        .cloned()
+        .expect("C's first segment");
+    assert_eq!(c_first.pct_first_alloc, 0, "C sent no PCT_FIRST_ALLOC");
+    let CtrlMessage::Bound(_) = w.listen(s.0, s.1, [127, 0, 0, 1], 1234) else {
+        panic!("not BOUND")
+    };
+    w.connect(c, [127, 0, 0, 1], 1234, 42);
+    let ct = w
+        .shell
+        .segment_specs
+        .last()
+        .cloned()
+        .expect("the ct segment");
+    assert!(ct.name.starts_with("seg-"), "{ct:?}");
+    assert_ne!(ct.id, c_first.id, "no ct segment was created");
+    assert_eq!(ct.pct_first_alloc, header, "the ct segment takes S's");
 }

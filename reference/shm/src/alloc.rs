@@ -126,6 +126,14 @@ impl<'m, M: Memory> FifoSegmentView<'m, M> {
     pub fn set_n_mqs(&self, n: u8) -> Result<(), SegmentError> {
         Ok(self.mem.write_u8(fsh::N_MQS, n)?)
     }
+    /// `pct_first_alloc`: the share of its size, in percent, a fifo made here starts with.
+    pub fn pct_first_alloc(&self) -> Result<u8, SegmentError> {
+        Ok(self.mem.read_u8(fsh::PCT_FIRST_ALLOC)?)
+    }
+    /// Sets `pct_first_alloc` (the owner's PCT_FIRST_ALLOC option), before any fifo is made.
+    pub fn set_pct_first_alloc(&self, pct: u8) -> Result<(), SegmentError> {
+        Ok(self.mem.write_u8(fsh::PCT_FIRST_ALLOC, pct)?)
+    }
     /// `n_reserved_bytes`.
     pub fn n_reserved_bytes(&self) -> Result<u32, SegmentError> {
         Ok(self

@@ -92,9 +92,18 @@ impl Chunk {
     }
 }
 
+/// The data bytes a fifo of `size` starts with in a segment whose header says `pct`
+/// (`pct_first_alloc`): that share of the size, at most all of it. The allocator rounds it up
+/// to a chunk class, at least the smallest (4 KiB: the whole first chunk at `pct` 0), and
+/// past the largest class it takes several chunks.
+pub fn first_chunk_bytes(pct: u8, size: u32) -> u64 {
+    (u64::from(pct.min(100)) * u64::from(size) / 100).max(1)
+}
+
 /// Creates a fifo of `size` bytes in `slice` of the segment: a fresh 192-byte header (from
-/// the slice's free list of headers or the bump allocator, 64-byte aligned) and a first chunk
-/// of the smallest class (VPP with `pct_first_alloc` 0). Positions start at 0.
+/// the slice's free list of headers or the bump allocator, 64-byte aligned) and the chunk the
+/// segment's `pct_first_alloc` asks for ([`first_chunk_bytes`]; the smallest class at 0, as
+/// every VCL app has it). Positions start at 0.
 pub fn create<M: Memory>(
     fs: FifoSegmentView<'_, M>,
     slice: u32,
@@ -130,14 +139,24 @@ pub fn create_at<M: Memory>(
     } else {
         fs.alloc(l::SIZE, 64)?
     };
-    let Some((first, last)) = fs.alloc_chunks(slice, 1)? else {
+    let first_bytes = first_chunk_bytes(fs.pct_first_alloc()?, size);
+    let Some((first, last)) = fs.alloc_chunks(slice, first_bytes)? else {
         // Give the header back to the slice's free list.
         mem.write_u64(f + l::NEXT, free_hdr_link(mem, slice_off)?)?;
         mem.write_u64(slice_off + fsh::SLICE_FREE_FIFOS, f)?;
         return Err(FifoError::NoMemory);
     };
-    debug_assert_eq!(first, last);
-    mem.write_u32(first + l::CHUNK_START_BYTE, start_pos)?;
+    // Number the chunks (one, unless the share outgrew the largest class).
+    let mut start = start_pos;
+    let mut c = first;
+    loop {
+        mem.write_u32(c + l::CHUNK_START_BYTE, start)?;
+        if c == last {
+            break;
+        }
+        start = start.wrapping_add(mem.read_u32(c + l::CHUNK_LENGTH)?);
+        c = mem.atomic_u64(c + l::CHUNK_NEXT)?.load(Ordering::Relaxed);
+    }
     let min_chunk = fs.class_size(0) as u32;
     // VPP: size > 32 KiB ? size / 8 : 4 KiB, at most 64 KiB (in units of the smallest chunk).
     let min_alloc = if size > 8 * min_chunk {
@@ -148,7 +167,7 @@ pub fn create_at<M: Memory>(
     .min(16 * min_chunk);
     mem.atomic_u64(f + l::START_CHUNK)?
         .store(first, Ordering::Relaxed);
-    mem.write_u64(f + l::END_CHUNK, first)?;
+    mem.write_u64(f + l::END_CHUNK, last)?;
     mem.write_u32(f + l::MIN_ALLOC, min_alloc)?;
     mem.write_u32(f + l::FIFO_SIZE, size)?;
     mem.write_u8(f + l::SLICE_INDEX, slice as u8)?;

@@ -295,3 +295,53 @@ fn corrupted_fifo_headers_are_errors_not_out_of_bounds_reads() {
         "head_chunk"
     );
 }
+
+/// The chunk lengths of a fifo's list, start to end, after checking that each starts where the
+/// one before ended and that `end_chunk` is the last.
+fn chunk_lengths(seg: &Segment, f: u64) -> Vec<u32> {
+    let mut c = seg
+        .atomic_u64(f + l::START_CHUNK)
+        .expect("start")
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let (mut lengths, mut next_start, mut last) = (vec![], 0u32, 0);
+    while c != 0 {
+        assert_eq!(
+            seg.read_u32(c + l::CHUNK_START_BYTE).expect("start_byte"),
+            next_start
+        );
+        let len = seg.read_u32(c + l::CHUNK_LENGTH).expect("length");
+        lengths.push(len);
+        next_start = next_start.wrapping_add(len);
+        last = c;
+        c = seg
+            .atomic_u64(c + l::CHUNK_NEXT)
+            .expect("next")
+            .load(std::sync::atomic::Ordering::Relaxed);
+    }
+    assert_eq!(seg.read_u64(f + l::END_CHUNK).expect("end_chunk"), last);
+    lengths
+}
+
+/// The segment header's `pct_first_alloc` sizes every new fifo's first chunk: that share of
+/// the fifo, rounded up to a power of two, at least 4 KiB, and past the largest class (4 MiB)
+/// several chunks (docs/sessions.md §7.4).
+#[rstest::rstest]
+#[case::vcl_sends_none(0, 64 << 10, &[4096])]
+#[case::half(50, 64 << 10, &[32 << 10])]
+#[case::thirty_percent_rounds_up(30, 64 << 10, &[32 << 10])]
+#[case::a_tiny_share_is_the_smallest_chunk(1, 64 << 10, &[4096])]
+#[case::the_whole_fifo(100, 1 << 20, &[1 << 20])]
+#[case::past_the_largest_class(100, 6 << 20, &[4 << 20, 2 << 20])]
+fn the_first_chunk_is_the_segments_share_of_the_fifo(
+    #[case] pct: u8,
+    #[case] size: u32,
+    #[case] chunks: &[u32],
+) {
+    let seg = segment(64);
+    seg.fifo_segment().set_pct_first_alloc(pct).expect("pct");
+    let f = fifo::create(seg.fifo_segment(), 0, size).expect("fifo");
+    assert_eq!(chunk_lengths(&seg, f), chunks);
+    fifo::free(seg.fifo_segment(), f).expect("free");
+    // Bytes stream through such a fifo as through any other, across its first chunks' ends.
+    stream(&seg, size, 0, 3 * u64::from(size) + 12_345, 70_001, 65_536);
+}

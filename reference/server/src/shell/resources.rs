@@ -130,7 +130,7 @@ impl Resources {
             // The reference has no hugetlb segments; VPP 26.10 without huge pages answered −1.
             return Err(ResourceError::HugePages);
         }
-        Segment::create(
+        let seg = Segment::create(
             &spec.name,
             SegmentLayout {
                 ssvm_size: segment::app_segment_ssvm_size(spec.requested_size),
@@ -140,7 +140,8 @@ impl Resources {
         .map_err(|e| {
             tracing::warn!(name = %spec.name, error = %e, "segment creation failed");
             ResourceError::SegmentCreate
-        })
+        })?;
+        with_first_alloc(seg, spec)
     }
 
     /// A worker's first segment: a ready one of its size from the pool, laid out now (writes
@@ -151,10 +152,13 @@ impl Resources {
         }
         let ssvm_size = segment::app_segment_ssvm_size(spec.requested_size);
         match self.pool.take(ssvm_size) {
-            Some(ready) => ready.lay_out(self.n_slices).map_err(|e| {
-                tracing::warn!(name = %spec.name, error = %e, "a prepared segment could not be laid out");
-                ResourceError::SegmentCreate
-            }),
+            Some(ready) => {
+                let seg = ready.lay_out(self.n_slices).map_err(|e| {
+                    tracing::warn!(name = %spec.name, error = %e, "a prepared segment could not be laid out");
+                    ResourceError::SegmentCreate
+                })?;
+                with_first_alloc(seg, spec)
+            }
             None => self.new_segment(spec),
         }
     }
@@ -522,6 +526,18 @@ fn ctrl_element(msg: &CtrlMessage, profile: Profile) -> Result<Box<[u8]>, PostEr
     Ok(element[..len].into())
 }
 
+/// Writes the owner's PCT_FIRST_ALLOC into a new segment's header, before any fifo is made in
+/// it (`docs/sessions.md` §7.3, §7.4: VPP sets it in every segment of the app's segment manager).
+fn with_first_alloc(seg: Segment, spec: &SegmentSpec) -> Result<Segment, ResourceError> {
+    seg.fifo_segment()
+        .set_pct_first_alloc(spec.pct_first_alloc)
+        .map_err(|e| {
+            tracing::warn!(name = %spec.name, error = %e, "segment header not writable");
+            ResourceError::SegmentCreate
+        })?;
+    Ok(seg)
+}
+
 #[cfg(test)]
 mod tests {
     use sapi_core::{AppIndex, IoPeer};
@@ -541,6 +557,7 @@ mod tests {
             name: name.into(),
             requested_size: 4 << 20,
             huge_pages: false,
+            pct_first_alloc: 0,
         };
         r.create_worker(
             reader,

@@ -223,11 +223,13 @@ impl Server {
         );
         self.sessions.contexts.entry(ctx).or_default().push(id);
         let name = format!("seg-{}-{}-{index}", server.app.0, ctx.server_global);
+        let pct_first_alloc = self.pct_first_alloc(server.app);
         self.out.push(Action::CreateSegment(SegmentSpec {
             id,
             name,
             requested_size: requested,
             huge_pages: false,
+            pct_first_alloc,
         }));
     }
 
