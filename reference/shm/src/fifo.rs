@@ -146,13 +146,24 @@ pub fn create_at<M: Memory>(
         mem.write_u64(slice_off + fsh::SLICE_FREE_FIFOS, f)?;
         return Err(FifoError::NoMemory);
     };
-    // Number the chunks (one, unless the share outgrew the largest class).
+    // Number the chunks (one, unless the share outgrew the largest class). The list is the
+    // allocator's, but it lies in memory an app of the segment can write, so a count bounds
+    // the walk (the server runs this; a cycle must not hang it).
     let mut start = start_pos;
     let mut c = first;
+    let mut links_left = first_bytes / fs.class_size(0) + 1;
     loop {
         mem.write_u32(c + l::CHUNK_START_BYTE, start)?;
         if c == last {
             break;
+        }
+        links_left = links_left.saturating_sub(1);
+        if links_left == 0 {
+            return Err(FifoError::Corrupt {
+                offset: c,
+                field: "first chunks: next (a cycle?)",
+                value: c,
+            });
         }
         start = start.wrapping_add(mem.read_u32(c + l::CHUNK_LENGTH)?);
         c = mem.atomic_u64(c + l::CHUNK_NEXT)?.load(Ordering::Relaxed);

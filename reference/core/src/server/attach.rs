@@ -161,29 +161,29 @@ impl Server {
     ) -> SegmentSpec {
         let id = SegmentId(self.next_segment_id);
         self.next_segment_id += 1;
-        let huge_pages = self
-            .apps
-            .get(&app)
-            .is_some_and(|a| a.options.flags().contains(AppOptionFlags::USE_HUGE_PAGE));
+        let (huge_pages, pct_first_alloc) = self.apps.get(&app).map_or((false, 0), |a| {
+            (
+                a.options.flags().contains(AppOptionFlags::USE_HUGE_PAGE),
+                self.pct_first_alloc(a),
+            )
+        });
         SegmentSpec {
             id,
             name: format!("seg-{}-{wrk}-{index}", app.0),
             requested_size: size.max(MIN_SEGMENT_SIZE),
             huge_pages,
-            pct_first_alloc: self.pct_first_alloc(app),
+            pct_first_alloc,
         }
     }
 
     /// An app's PCT_FIRST_ALLOC option as the segment header holds it. VPP stores the option's
     /// low byte unchecked; above 100 its first chunk would outgrow the fifo, so the reference
     /// stops at 100 (a whole fifo up front).
-    pub(super) fn pct_first_alloc(&self, app: AppIndex) -> u8 {
+    pub(super) fn pct_first_alloc(&self, app: &App) -> u8 {
         if self.cfg.faults.has(InjectedFault::IgnorePctFirstAlloc) {
             return 0;
         }
-        self.apps.get(&app).map_or(0, |a| {
-            a.options.get(OptionIndex::PctFirstAlloc).min(100) as u8
-        })
+        app.options.get(OptionIndex::PctFirstAlloc).min(100) as u8
     }
 
     /// Starts creating a worker; the reply is sent once its resources exist.

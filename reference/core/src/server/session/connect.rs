@@ -189,10 +189,13 @@ impl Server {
         };
         let (server, client) = (pair.server, pair.client);
         let fifo_bytes = u64::from(pair.rx_size) + u64::from(pair.tx_size);
-        let requested = self
-            .apps
-            .get(&server.app)
-            .map_or(0, |a| a.options.get(OptionIndex::SegmentSize))
+        let (segment_size, pct_first_alloc) = self.apps.get(&server.app).map_or((0, 0), |a| {
+            (
+                a.options.get(OptionIndex::SegmentSize),
+                self.pct_first_alloc(a),
+            )
+        });
+        let requested = segment_size
             .max(MIN_SEGMENT_SIZE)
             // Room for the pair's full fifos twice over: growth and recycling need slack.
             .max(4 * (fifo_bytes + PAIR_SLACK))
@@ -223,7 +226,6 @@ impl Server {
         );
         self.sessions.contexts.entry(ctx).or_default().push(id);
         let name = format!("seg-{}-{}-{index}", server.app.0, ctx.server_global);
-        let pct_first_alloc = self.pct_first_alloc(server.app);
         self.out.push(Action::CreateSegment(SegmentSpec {
             id,
             name,
