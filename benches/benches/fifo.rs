@@ -218,14 +218,14 @@ fn copy_once(size: usize, delta: usize, use_copy_rs: bool) -> impl FnMut(u64) ->
 
 fn fifo_benches(c: &mut Criterion) {
     sys::pin_to(0);
+    let (routine, forced) = sys::copy_routine_from_env();
     eprintln!(
         "fifo benches: producer pinned to CPU 0, consumer (thread or peer process) to CPU 1; \
-         bulk copy routine {:?}{}",
-        sys::copy_routine_from_env(),
-        if std::env::var_os(sys::COPY_ROUTINE_ENV).is_some() {
-            " (forced by SAPI_BENCH_COPY)"
+         bulk copy routine {routine:?} ({})",
+        if forced {
+            "forced by SAPI_BENCH_COPY"
         } else {
-            " (chosen for this CPU)"
+            "chosen for this CPU"
         }
     );
     let rig = FifoRig::new(CAPACITY as u32);

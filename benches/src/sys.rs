@@ -215,14 +215,16 @@ pub fn unpin() {
 /// Names the environment variable with which a bench forces `shm::copy`'s routine
 /// (`rep_movsb`, `avx2`, `sse2`, `memcpy`), to set the routine chosen for this CPU beside the
 /// others in one run. A bench knob: the crates measured never read it.
-pub const COPY_ROUTINE_ENV: &str = "SAPI_BENCH_COPY";
+const COPY_ROUTINE_ENV: &str = "SAPI_BENCH_COPY";
 
 /// Forces the routine `SAPI_BENCH_COPY` names, before this process's first bulk copy; returns
-/// the routine in force either way. Panics on a name it does not know or a routine this CPU
-/// cannot run: a comparison that silently measured the default would mislead.
-pub fn copy_routine_from_env() -> sapi_shm::copy::CopyRoutine {
+/// the routine in force either way, and whether it was forced. Panics on a name it does not
+/// know or a routine this CPU cannot run: a comparison that silently measured the default
+/// would mislead.
+pub fn copy_routine_from_env() -> (sapi_shm::copy::CopyRoutine, bool) {
     use sapi_shm::copy::CopyRoutine;
-    if let Some(name) = std::env::var_os(COPY_ROUTINE_ENV) {
+    let name = std::env::var_os(COPY_ROUTINE_ENV);
+    if let Some(name) = &name {
         let routine = match name.to_str() {
             Some("rep_movsb") => CopyRoutine::RepMovsb,
             Some("avx2") => CopyRoutine::Avx2Loop,
@@ -235,5 +237,5 @@ pub fn copy_routine_from_env() -> sapi_shm::copy::CopyRoutine {
             "{COPY_ROUTINE_ENV}: {routine:?} is not available here or a routine was already chosen"
         );
     }
-    CopyRoutine::chosen()
+    (CopyRoutine::chosen(), name.is_some())
 }

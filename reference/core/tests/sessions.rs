@@ -301,13 +301,13 @@ impl World {
     }
 }
 
-/// An established pair and what its apps were told while it was set up.
 /// The flags VCL attaches with.
 const LOCAL_APP: AppOptionFlags = AppOptionFlags::ACCEPT_REDIRECT
     .union(AppOptionFlags::ADD_SEGMENT)
     .union(AppOptionFlags::USE_LOCAL_SCOPE)
     .union(AppOptionFlags::EVT_MQ_USE_EVENTFD);
 
+/// An established pair and what its apps were told while it was set up.
 struct SetUp {
     pair: Pair,
     bound: Bound,
@@ -1230,31 +1230,17 @@ fn segments_carry_their_owners_pct_first_alloc(
 ) {
     let mut w = World::with_fault(0, fault);
     let s = w.app_with(LOCAL_APP, option);
-    let first = w
-        .shell
-        .segment_specs
-        .last()
-        .cloned()
-        .expect("S's first segment");
+    let last_spec = |w: &World| w.shell.segment_specs.last().cloned().expect("a segment");
+    let first = last_spec(&w);
     assert_eq!(first.pct_first_alloc, header, "S's first segment");
     let c = w.local_app();
-    let c_first = w
-        .shell
-        .segment_specs
-        .last()
-        .cloned()
-        .expect("C's first segment");
+    let c_first = last_spec(&w);
     assert_eq!(c_first.pct_first_alloc, 0, "C sent no PCT_FIRST_ALLOC");
     let CtrlMessage::Bound(_) = w.listen(s.0, s.1, [127, 0, 0, 1], 1234) else {
         panic!("not BOUND")
     };
     w.connect(c, [127, 0, 0, 1], 1234, 42);
-    let ct = w
-        .shell
-        .segment_specs
-        .last()
-        .cloned()
-        .expect("the ct segment");
+    let ct = last_spec(&w);
     assert!(ct.name.starts_with("seg-"), "{ct:?}");
     assert_ne!(ct.id, c_first.id, "no ct segment was created");
     assert_eq!(ct.pct_first_alloc, header, "the ct segment takes S's");

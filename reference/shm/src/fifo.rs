@@ -146,28 +146,8 @@ pub fn create_at<M: Memory>(
         mem.write_u64(slice_off + fsh::SLICE_FREE_FIFOS, f)?;
         return Err(FifoError::NoMemory);
     };
-    // Number the chunks (one, unless the share outgrew the largest class). The list is the
-    // allocator's, but it lies in memory an app of the segment can write, so a count bounds
-    // the walk (the server runs this; a cycle must not hang it).
-    let mut start = start_pos;
-    let mut c = first;
-    let mut links_left = first_bytes / fs.class_size(0) + 1;
-    loop {
-        mem.write_u32(c + l::CHUNK_START_BYTE, start)?;
-        if c == last {
-            break;
-        }
-        links_left = links_left.saturating_sub(1);
-        if links_left == 0 {
-            return Err(FifoError::Corrupt {
-                offset: c,
-                field: "first chunks: next (a cycle?)",
-                value: c,
-            });
-        }
-        start = start.wrapping_add(mem.read_u32(c + l::CHUNK_LENGTH)?);
-        c = mem.atomic_u64(c + l::CHUNK_NEXT)?.load(Ordering::Relaxed);
-    }
+    // One chunk, unless the share outgrew the largest class.
+    number_chunks(fs, first, last, start_pos, first_bytes)?;
     let min_chunk = fs.class_size(0) as u32;
     // VPP: size > 32 KiB ? size / 8 : 4 KiB, at most 64 KiB (in units of the smallest chunk).
     let min_alloc = if size > 8 * min_chunk {
@@ -202,6 +182,38 @@ pub fn create_at<M: Memory>(
     let vm = slice_off + fsh::SLICE_VIRTUAL_MEM;
     mem.write_u64(vm, mem.read_u64(vm)?.wrapping_add(size as u64))?;
     Ok(f)
+}
+
+/// Sets `start_byte` of each chunk of the fresh list `first..=last` (allocated for `bytes`),
+/// counting from `start`. The list is the allocator's, but it lies in memory every app of the
+/// segment can write, so the walk stops at the most links `bytes` can need: a cycle planted
+/// by an app must not hang the server (which numbers first chunks) or a producer.
+fn number_chunks<M: Memory>(
+    fs: FifoSegmentView<'_, M>,
+    first: u64,
+    last: u64,
+    mut start: u32,
+    bytes: u64,
+) -> Result<(), FifoError> {
+    let mem = fs.memory();
+    let mut links_left = bytes / fs.class_size(0) + 1;
+    let mut c = first;
+    loop {
+        mem.write_u32(c + l::CHUNK_START_BYTE, start)?;
+        if c == last {
+            return Ok(());
+        }
+        links_left -= 1;
+        if links_left == 0 {
+            return Err(FifoError::Corrupt {
+                offset: c,
+                field: "new chunk list: next (a cycle?)",
+                value: c,
+            });
+        }
+        start = start.wrapping_add(mem.read_u32(c + l::CHUNK_LENGTH)?);
+        c = mem.atomic_u64(c + l::CHUNK_NEXT)?.load(Ordering::Relaxed);
+    }
 }
 
 fn free_hdr_link<M: Memory>(mem: &M, slice_off: u64) -> Result<u64, OutOfBounds> {
@@ -473,17 +485,7 @@ impl<'m, M: Memory> FifoProducer<'m, M> {
             return Ok(false);
         };
         // Number the new chunks before they become reachable.
-        let mut start = end.end();
-        let mut c = first;
-        loop {
-            mem.write_u32(c + l::CHUNK_START_BYTE, start)?;
-            let len = mem.read_u32(c + l::CHUNK_LENGTH)?;
-            start = start.wrapping_add(len);
-            if c == last {
-                break;
-            }
-            c = mem.atomic_u64(c + l::CHUNK_NEXT)?.load(Ordering::Relaxed);
-        }
+        number_chunks(r.fs, first, last, end.end(), want as u64)?;
         // Release: a consumer that follows this link sees the numbered headers.
         mem.atomic_u64(end.off + l::CHUNK_NEXT)?
             .store(first, Ordering::Release);
