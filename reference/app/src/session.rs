@@ -634,7 +634,12 @@ impl Inner {
         let mut c = FifoConsumer::attach(&**data, *fifo).map_err(bad)?;
         let n = match c.dequeue(buf) {
             Ok(n) => n,
-            Err(FifoError::Empty) => return Ok(0),
+            // Caught up: the caller waits or returns, so the fifo goes back to holding what
+            // VPP's does (while reading, the reader keeps finished chunks a distance behind).
+            Err(FifoError::Empty) => {
+                c.release_consumed().map_err(bad)?;
+                return Ok(0);
+            }
             Err(err) => return Err(bad(err)),
         };
         let ready = c.len().map_err(bad)?;

@@ -43,6 +43,25 @@ fn chunk_count<M: Memory>(mem: &M, f: u64) -> usize {
     n
 }
 
+/// The bytes of the chunks a fifo holds, and its largest chunk.
+fn linked_bytes<M: Memory>(mem: &M, f: u64) -> (u64, u64) {
+    let mut c = mem
+        .atomic_u64(f + l::START_CHUNK)
+        .expect("start")
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let (mut total, mut largest) = (0u64, 0u64);
+    while c != 0 {
+        let len = mem.read_u32(c + l::CHUNK_LENGTH).expect("length") as u64;
+        total += len;
+        largest = largest.max(len);
+        c = mem
+            .atomic_u64(c + l::CHUNK_NEXT)
+            .expect("next")
+            .load(std::sync::atomic::Ordering::Relaxed);
+    }
+    (total, largest)
+}
+
 /// Streams `total` bytes through a fifo of `size` in writes of `w` and reads of `r` bytes,
 /// checking every byte, on any memory.
 fn stream<M: Memory>(mem: &M, size: u32, start: u32, total: u64, w: usize, r: usize) {
@@ -69,7 +88,13 @@ fn stream<M: Memory>(mem: &M, size: u32, start: u32, total: u64, w: usize, r: us
             Err(FifoError::Empty) => {}
             Err(e) => panic!("dequeue: {e}"),
         }
-        assert!(chunk_count(mem, f) <= (size as usize).div_ceil(4096) + 2);
+        // The reader keeps finished chunks up to the free space behind its head when it
+        // leaves a chunk, and the writer may fill that space before it leaves the next.
+        let (linked, largest) = linked_bytes(mem, f);
+        assert!(
+            linked <= 2 * size as u64 + 2 * largest,
+            "{linked} bytes of chunks in a fifo of {size}"
+        );
     }
     fifo::free(fs, f).expect("free");
 }
@@ -118,6 +143,13 @@ fn consumed_chunks_return_to_the_free_list_and_are_reused() {
         got += rx.dequeue(&mut buf[got..]).expect("dequeue");
     }
     assert_eq!(buf, data);
+    // The reader keeps what it finished within the fifo's size behind its head (all of it
+    // here) until it is told it is going to wait.
+    assert!(
+        chunk_count(&seg, f) >= 9,
+        "finished chunks kept at a distance"
+    );
+    rx.release_consumed().expect("release");
     assert_eq!(chunk_count(&seg, f), 1, "only the last chunk stays");
     assert!(seg.fifo_segment_header().expect("hdr").n_cached_bytes >= 8 * 65536);
     // Growing again pops the freed chunks instead of bump-allocating.
@@ -125,6 +157,108 @@ fn consumed_chunks_return_to_the_free_list_and_are_reused() {
     assert_eq!(
         seg.fifo_segment_header().expect("hdr").byte_index,
         bump_after_growth
+    );
+}
+
+/// A reader that keeps up would hand the writer back the chunk it has just drained (the free
+/// lists are last in, first out), whose lines sit in the reader's cache; it keeps finished
+/// chunks linked up to the fifo's free space behind its head instead, so the writer cycles
+/// through the whole fifo as through a ring, and a release puts the chunk finished longest
+/// ago on top of the free list.
+#[test]
+fn a_reader_that_keeps_up_makes_the_writer_cycle_through_the_whole_fifo() {
+    let seg = segment(8);
+    let fs = seg.fifo_segment();
+    let size = 1u32 << 20;
+    let f = fifo::create(fs, 0, size).expect("fifo");
+    let mut tx = FifoProducer::attach(&seg, f).expect("tx");
+    let mut rx = FifoConsumer::attach(&seg, f).expect("rx");
+    let write = pattern(0, 64 << 10);
+    let mut buf = vec![0u8; 64 << 10];
+    let mut chunks_written_into = std::collections::BTreeSet::new();
+    for _ in 0..64 {
+        assert_eq!(tx.enqueue(&write).expect("enqueue"), write.len());
+        chunks_written_into.insert(seg.read_u64(f + l::END_CHUNK).expect("end_chunk"));
+        assert_eq!(rx.dequeue(&mut buf).expect("dequeue"), buf.len());
+        assert_eq!(buf, write);
+    }
+    // Eager recycling cycles through two or three 64 KiB chunks; a ring of 1 MiB through 16.
+    assert!(
+        chunks_written_into.len() >= 15,
+        "the writer wrote into {} distinct chunks",
+        chunks_written_into.len()
+    );
+    let (linked, _) = linked_bytes(&seg, f);
+    assert!(linked <= size as u64 + (64 << 10), "{linked} bytes linked");
+
+    let oldest = seg
+        .atomic_u64(f + l::START_CHUNK)
+        .expect("start")
+        .load(std::sync::atomic::Ordering::Relaxed);
+    rx.release_consumed().expect("release");
+    assert_eq!(
+        chunk_count(&seg, f),
+        1,
+        "only the chunk holding the head stays"
+    );
+    let (next_taken, _) = fs
+        .alloc_chunks(0, 64 << 10)
+        .expect("alloc")
+        .expect("a free chunk");
+    assert_eq!(
+        next_taken, oldest,
+        "the chunk finished longest ago is taken next"
+    );
+}
+
+/// The chunks a reader keeps at a distance never leave its writer waiting: in a segment with
+/// room for little more than the fifo, the writer runs out of chunk memory while the reader
+/// keeps finished ones, and the reader, finding the fifo empty with no room left, gives them
+/// back one per look until the writer can grow.
+#[test]
+fn a_writer_never_waits_on_the_chunks_its_reader_keeps() {
+    let seg = segment(0); // 1 MiB segment
+    let fs = seg.fifo_segment();
+    let f = fifo::create(fs, 0, 512 << 10).expect("fifo");
+    // Another fifo of the segment, never read, holds 448 KiB of it.
+    let other = fifo::create(fs, 0, 512 << 10).expect("other fifo");
+    let mut other_tx = FifoProducer::attach(&seg, other).expect("other tx");
+    for piece in pattern(0, 448 << 10).chunks(64 << 10) {
+        assert_eq!(other_tx.enqueue(piece).expect("fill"), piece.len());
+    }
+    let mut tx = FifoProducer::attach(&seg, f).expect("tx");
+    let mut rx = FifoConsumer::attach(&seg, f).expect("rx");
+    let mut buf = vec![0u8; 64 << 10];
+    let (mut sent, mut no_memory) = (0u64, 0);
+    for _ in 0..64 {
+        let data = pattern(sent, 64 << 10);
+        let mut looks = 0;
+        let n = loop {
+            match tx.enqueue(&data) {
+                Ok(n) => break n,
+                Err(FifoError::NoMemory) => {
+                    no_memory += 1;
+                    looks += 1;
+                    assert!(
+                        looks <= 64,
+                        "the writer stayed blocked through {looks} looks"
+                    );
+                    assert!(rx.is_empty().expect("is_empty"));
+                }
+                Err(e) => panic!("enqueue: {e}"),
+            }
+        };
+        let mut got = 0;
+        while got < n {
+            got += rx.dequeue(&mut buf[got..n]).expect("dequeue");
+        }
+        assert_eq!(&buf[..n], &data[..n], "at byte {sent}");
+        sent += n as u64;
+    }
+    assert!(sent >= 63 * (64 << 10), "moved {sent} bytes");
+    assert!(
+        no_memory > 0,
+        "the segment never ran short: the test did not test the rule"
     );
 }
 
