@@ -7,9 +7,8 @@
 //! * `fifo` — the svm fifo in a memfd segment (4 MiB, grown and recycled in chunks),
 //!   producer and consumer threads; `fifo_xproc` — the consumer in another process.
 //! * `rtrb` — its chunk API, 4 MiB ring, bytes copied with `memcpy` as its `io::Write` does;
-//!   `rtrb_ring128KiB` (aligned only) — the same over the fifo's working set (a control);
-//!   `fifo_grow1MiB` (aligned only) — the fifo grown and recycled 1 MiB at a time instead of
-//!   64 KiB, its working set about `rtrb`'s (a control).
+//!   `rtrb_ring128KiB` (aligned only) — the same over the footprint of a fifo whose reader
+//!   frees each chunk at once, as VPP's does (a control: what that recycling would cost).
 //! * `memcpy` — glibc `memcpy` of one write, one thread (the physical limit of one copy);
 //!   `copy_rs` — the fifo's own copy routine (`shm::copy`) on the same buffers.
 //! * `socketpair` — `AF_UNIX SOCK_STREAM`, `pipe` — a pipe (1 MiB, the system maximum), and
@@ -32,7 +31,7 @@ use nix::sys::socket::SockType;
 use sapi_benches::buf::PageBuf;
 use sapi_benches::fifo_rig::{self, FifoRig};
 use sapi_benches::peer::Peer;
-use sapi_benches::{Backoff, sys};
+use sapi_benches::{anchors, sys};
 
 const SIZES: [(usize, &str); 4] = [
     (64, "64B"),
@@ -42,30 +41,13 @@ const SIZES: [(usize, &str); 4] = [
 ];
 const DELTAS: [(usize, &str); 2] = [(0, "aligned"), (16, "16apart")];
 const CAPACITY: usize = 4 << 20;
-/// What a 4 MiB fifo whose reader keeps up cycles through: its 64 KiB `min_alloc` chunks are
-/// recycled last in, first out, so the writer reuses the two most recently drained ones. The
-/// `rtrb_ring128KiB` control runs `rtrb` over that footprint, to show what reusing lines the
-/// reader's cache still holds costs a ring with no chunks at all.
-const FIFO_WORKING_SET: usize = 128 << 10;
-/// The growth step of the `fifo_grow1MiB` control: a quarter of the fifo, so its two chunks in
-/// flight span as much memory as `rtrb`'s ring.
-const GROWTH_CONTROL: u32 = 1 << 20;
-fn fifo_threads(rig: &FifoRig, size: usize, delta: usize, iters: u64) -> Duration {
-    let total = iters * size as u64;
-    let mut src = PageBuf::for_windows(size);
-    src.fill_pattern();
-    let mut dst = PageBuf::for_windows(size);
-    std::thread::scope(|s| {
-        let consumer = s.spawn(|| {
-            sys::pin_to(1);
-            fifo_rig::consume(&rig.seg, rig.fifo, size, delta, total, &mut dst);
-            Instant::now()
-        });
-        let start = Instant::now();
-        fifo_rig::produce(&rig.seg, rig.fifo, size, delta, total, &mut src);
-        consumer.join().expect("consumer") - start
-    })
-}
+/// What a 4 MiB fifo whose reader keeps up would cycle through if the reader freed each 64 KiB
+/// `min_alloc` chunk as it finished it (VPP's reader; the free lists are last in, first out,
+/// so the writer would reuse the two most recently drained ones). The `rtrb_ring128KiB`
+/// control runs `rtrb` over that footprint: what reusing lines the reader's cache still holds
+/// costs a ring with no chunks at all, and why ours keeps finished chunks at a distance
+/// (`sapi_shm::fifo::RECYCLE_DISTANCE`).
+const EAGER_RECYCLING_FOOTPRINT: usize = 128 << 10;
 
 fn fifo_xproc(rig: &FifoRig, peer: &Peer, size: usize, delta: usize, iters: u64) -> Duration {
     let total = iters * size as u64;
@@ -76,71 +58,6 @@ fn fifo_xproc(rig: &FifoRig, peer: &Peer, size: usize, delta: usize, iters: u64)
     fifo_rig::produce(&rig.seg, rig.fifo, size, delta, total, &mut src);
     peer.wait_done();
     start.elapsed()
-}
-
-fn rtrb_threads(capacity: usize, size: usize, delta: usize, iters: u64) -> Duration {
-    let total = iters * size as u64;
-    let (mut tx, mut rx) = rtrb::RingBuffer::<u8>::new(capacity);
-    let mut src = PageBuf::for_windows(size);
-    src.fill_pattern();
-    let mut dst = PageBuf::for_windows(size);
-    std::thread::scope(|s| {
-        let consumer = s.spawn(|| {
-            sys::pin_to(1);
-            let mut left = total;
-            let mut wait = Backoff::default();
-            while left > 0 {
-                let n = rx.slots().min(size).min(left as usize);
-                if n == 0 {
-                    wait.snooze();
-                    continue;
-                }
-                wait.reset();
-                let chunk = rx.read_chunk(n).expect("slots checked");
-                let (a, b) = chunk.as_slices();
-                for part in [a, b] {
-                    if !part.is_empty() {
-                        let d = dst.congruent(part.as_ptr() as usize, delta, part.len());
-                        d.copy_from_slice(part);
-                    }
-                }
-                chunk.commit_all();
-                left -= n as u64;
-            }
-            Instant::now()
-        });
-        let start = Instant::now();
-        let mut left = total;
-        let mut wait = Backoff::default();
-        while left > 0 {
-            let n = tx.slots().min(size).min(left as usize);
-            if n == 0 {
-                wait.snooze();
-                continue;
-            }
-            wait.reset();
-            let mut chunk = tx.write_chunk_uninit(n).expect("slots checked");
-            let (a, b) = chunk.as_mut_slices();
-            for part in [a, b] {
-                if !part.is_empty() {
-                    let sp = src.congruent(part.as_ptr() as usize, delta, part.len());
-                    // SAFETY: `part` is `len` writable bytes of the ring, `sp` as many readable
-                    // bytes of our buffer; distinct allocations.
-                    unsafe {
-                        std::ptr::copy_nonoverlapping(
-                            sp.as_ptr(),
-                            part.as_mut_ptr().cast::<u8>(),
-                            part.len(),
-                        )
-                    };
-                }
-            }
-            // SAFETY: all `n` slots were initialised above.
-            unsafe { chunk.commit_all() };
-            left -= n as u64;
-        }
-        consumer.join().expect("consumer") - start
-    })
 }
 
 /// Writer thread and reader (thread or peer process) over a byte stream fd pair.
@@ -229,7 +146,6 @@ fn fifo_benches(c: &mut Criterion) {
         }
     );
     let rig = FifoRig::new(CAPACITY as u32);
-    let rig_grow1mib = FifoRig::with_min_alloc(CAPACITY as u32, GROWTH_CONTROL);
     let peer = Peer::spawn(Path::new(env!("CARGO_BIN_EXE_sapi-bench-peer")), &[]);
     peer.call(&[0], &[rig.seg.fd().as_raw_fd()]);
     for (size, size_name) in SIZES {
@@ -237,20 +153,26 @@ fn fifo_benches(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(size as u64));
         for (delta, dname) in DELTAS {
             g.bench_function(BenchmarkId::new("fifo", dname), |b| {
-                b.iter_custom(|iters| fifo_threads(&rig, size, delta, iters))
+                b.iter_custom(|iters| fifo_rig::threads(&rig, size, delta, iters * size as u64))
             });
             g.bench_function(BenchmarkId::new("fifo_xproc", dname), |b| {
                 b.iter_custom(|iters| fifo_xproc(&rig, &peer, size, delta, iters))
             });
             g.bench_function(BenchmarkId::new("rtrb", dname), |b| {
-                b.iter_custom(|iters| rtrb_threads(CAPACITY, size, delta, iters))
+                b.iter_custom(|iters| {
+                    anchors::rtrb_threads(CAPACITY, size, delta, iters * size as u64)
+                })
             });
             if delta == 0 {
                 g.bench_function(BenchmarkId::new("rtrb_ring128KiB", dname), |b| {
-                    b.iter_custom(|iters| rtrb_threads(FIFO_WORKING_SET, size, delta, iters))
-                });
-                g.bench_function(BenchmarkId::new("fifo_grow1MiB", dname), |b| {
-                    b.iter_custom(|iters| fifo_threads(&rig_grow1mib, size, delta, iters))
+                    b.iter_custom(|iters| {
+                        anchors::rtrb_threads(
+                            EAGER_RECYCLING_FOOTPRINT,
+                            size,
+                            delta,
+                            iters * size as u64,
+                        )
+                    })
                 });
             }
             g.bench_function(BenchmarkId::new("memcpy", dname), |b| {

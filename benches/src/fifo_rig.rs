@@ -9,14 +9,16 @@
 //! cursor) when the write must grow the fifo. A prediction the consumer's concurrent chunk
 //! frees falsify costs only that one write its stated distance.
 
+use std::time::{Duration, Instant};
+
 use sapi_shm::fifo::{self, FifoConsumer, FifoError, FifoProducer};
 use sapi_shm::layout::fifo as l;
 use sapi_shm::memory::Memory;
 use sapi_shm::segment::{Segment, SegmentLayout, app_segment_ssvm_size};
 use sapi_shm::sync::Ordering;
 
-use crate::Backoff;
 use crate::buf::PageBuf;
+use crate::{Backoff, sys};
 
 /// Low 48 bits of a free-list head word: the chunk offset (the top 16 are an ABA tag).
 const FREE_LIST_OFFSET_MASK: u64 = (1 << 48) - 1;
@@ -43,18 +45,6 @@ impl FifoRig {
         .expect("segment");
         let fifo = fifo::create(seg.fifo_segment(), 0, size).expect("fifo");
         Self { seg, fifo }
-    }
-
-    /// As [`FifoRig::new`], with the fifo's `min_alloc` set to `min_alloc` instead of VPP's
-    /// value (at most 64 KiB): its producer then grows it, and its consumer recycles it, in
-    /// steps of that size. The field is the fifo owner's to set; a control for what the
-    /// growth step alone changes.
-    pub fn with_min_alloc(size: u32, min_alloc: u32) -> Self {
-        let rig = Self::new(size);
-        rig.seg
-            .write_u32(rig.fifo + l::MIN_ALLOC, min_alloc)
-            .expect("min_alloc");
-        rig
     }
 
     /// A second fifo of `size` bytes in the same segment (the other direction of a duplex
@@ -262,4 +252,23 @@ pub fn duplex(
             }
         },
     );
+}
+
+/// Streams `total` bytes through `rig`'s fifo in writes and reads of `size` bytes placed
+/// `delta` apart: producer on the calling thread (pin it to CPU 0 first), consumer on a thread
+/// pinned to CPU 1. Returns the time from the first write to the last read.
+pub fn threads(rig: &FifoRig, size: usize, delta: usize, total: u64) -> Duration {
+    let mut src = PageBuf::for_windows(size);
+    src.fill_pattern();
+    let mut dst = PageBuf::for_windows(size);
+    std::thread::scope(|s| {
+        let consumer = s.spawn(|| {
+            sys::pin_to(1);
+            consume(&rig.seg, rig.fifo, size, delta, total, &mut dst);
+            Instant::now()
+        });
+        let start = Instant::now();
+        produce(&rig.seg, rig.fifo, size, delta, total, &mut src);
+        consumer.join().expect("consumer") - start
+    })
 }

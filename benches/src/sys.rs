@@ -239,3 +239,25 @@ pub fn copy_routine_from_env() -> (sapi_shm::copy::CopyRoutine, bool) {
     }
     (CopyRoutine::chosen(), name.is_some())
 }
+
+/// `CPU: <model>, <n> online, <flags that choose the copy routine>` from `/proc/cpuinfo`.
+pub fn cpu_line() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        info.lines()
+            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_owned())
+    };
+    let online = info.lines().filter(|l| l.starts_with("processor")).count();
+    let flags = field("flags").unwrap_or_default();
+    let has: Vec<&str> = ["avx2", "avx512f", "erms", "fsrm"]
+        .into_iter()
+        .filter(|f| flags.split_whitespace().any(|x| x == *f))
+        .collect();
+    format!(
+        "CPU: {}, {online} online, {}",
+        field("model name").unwrap_or_else(|| "unknown".into()),
+        has.join(" ")
+    )
+}

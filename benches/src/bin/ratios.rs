@@ -93,28 +93,6 @@ fn div(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     Some(a? / b?)
 }
 
-/// `CPU: <model>, <n> online, <flags that choose the copy routine>` from `/proc/cpuinfo`.
-fn cpu_line() -> String {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let field = |name: &str| {
-        info.lines()
-            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == name))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_owned())
-    };
-    let online = info.lines().filter(|l| l.starts_with("processor")).count();
-    let flags = field("flags").unwrap_or_default();
-    let has: Vec<&str> = ["avx2", "avx512f", "erms", "fsrm"]
-        .into_iter()
-        .filter(|f| flags.split_whitespace().any(|x| x == *f))
-        .collect();
-    format!(
-        "CPU: {}, {online} online, {}",
-        field("model name").unwrap_or_else(|| "unknown".into()),
-        has.join(" ")
-    )
-}
-
 fn human_ns(ns: Option<f64>) -> String {
     match ns {
         None => "-".into(),
@@ -134,7 +112,7 @@ fn main() {
     let dir = Args::parse().dir.unwrap_or_else(default_dir);
     let d = dir.as_path();
     let mut t = Table { rows: vec![] };
-    println!("{}\n", cpu_line());
+    println!("{}\n", sapi_benches::sys::cpu_line());
     t.rows
         .push("| figure (subject ÷ anchor, same run) | ratio | target | | absolute |".into());
     t.rows.push("|---|---|---|---|---|".into());
@@ -172,21 +150,12 @@ fn main() {
             ),
         );
         t.row(
-            &format!("rtrb {size} over a 128 KiB ring (the fifo's working set) ÷ rtrb aligned"),
+            &format!(
+                "rtrb {size} over a 128 KiB ring (eager recycling's footprint) ÷ rtrb aligned"
+            ),
             thr(&id("rtrb_ring128KiB", "aligned"), &id("rtrb", "aligned")),
             Target::None,
             &gib_s(d, &id("rtrb_ring128KiB", "aligned"), bytes),
-        );
-        t.row(
-            &format!("fifo {size} grown 1 MiB at a time (a control) ÷ rtrb aligned"),
-            thr(&id("fifo_grow1MiB", "aligned"), &id("rtrb", "aligned")),
-            Target::None,
-            &format!(
-                "{}; ÷ fifo: {}",
-                gib_s(d, &id("fifo_grow1MiB", "aligned"), bytes),
-                thr(&id("fifo_grow1MiB", "aligned"), &id("fifo", "aligned"))
-                    .map_or("-".into(), |r| format!("{r:.2}×"))
-            ),
         );
         t.row(
             &format!("fifo {size} 16 B apart ÷ fifo aligned"),
