@@ -723,8 +723,9 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
 
     /// Whether nothing is ready.
     ///
-    /// On an empty fifo whose writer has no room left it also gives a finished chunk back
-    /// ([`Self::give_back_to_a_blocked_writer`]), as [`Self::dequeue`] does.
+    /// On an empty fifo whose writer has no room left it also gives back the chunk it finished
+    /// longest ago, as [`Self::dequeue`] does, so that a writer never waits on the chunks a
+    /// reader keeps at [`RECYCLE_DISTANCE`].
     pub fn is_empty(&self) -> Result<bool, FifoError> {
         let (h, t) = self.positions_for(1);
         if self.r.occupancy(h, t)? != 0 {
