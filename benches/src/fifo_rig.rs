@@ -185,7 +185,10 @@ pub fn produce(seg: &Segment, f: u64, write: usize, delta: usize, total: u64, sr
 /// Dequeues `total` bytes in reads of up to `read` bytes into an application buffer placed
 /// `delta` bytes (mod 4096) after the fifo bytes read. Waits with [`Backoff`] when empty.
 pub fn consume(seg: &Segment, f: u64, read: usize, delta: usize, total: u64, dst: &mut PageBuf) {
-    let mut rx = FifoConsumer::attach(seg, f).expect("consumer");
+    // A reader that polls, so it keeps finished chunks at a distance (the segment has room).
+    let mut rx = FifoConsumer::attach(seg, f)
+        .expect("consumer")
+        .recycle_at_a_distance();
     let mut left = total;
     let mut wait = Backoff::default();
     let mut landed = Landed::default();
@@ -229,7 +232,9 @@ pub fn duplex(
     dst: &mut [u8],
 ) {
     let mut producer = FifoProducer::attach(seg, tx).expect("producer");
-    let mut consumer = FifoConsumer::attach(seg, rx).expect("consumer");
+    let mut consumer = FifoConsumer::attach(seg, rx)
+        .expect("consumer")
+        .recycle_at_a_distance();
     let mut wait = Backoff::default();
     crate::streams::duplex(
         write,

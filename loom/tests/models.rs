@@ -65,8 +65,11 @@ fn byte(i: u32) -> u8 {
 /// to `read` bytes: the producer grows the list and the consumer returns consumed chunks to the
 /// free list while the other side runs; the producer later reuses them. Bytes arrive exactly
 /// once, in order; loom's cell tracking fails the model if a chunk is reused while still
-/// readable. Positions start 6 short of the `u32` wrap.
-fn fifo_spsc(total: u32, write: u32, read: usize) {
+/// readable. Positions start 6 short of the `u32` wrap. `at_a_distance`: the reader keeps
+/// finished chunks (`recycle_at_a_distance`), which the tiny segment soon runs out of, so the
+/// writer then meets `NoMemory` until the reader, finding the fifo empty with the writer out of
+/// room, gives them back; with VPP's reader the segment never runs out.
+fn fifo_spsc(total: u32, write: u32, read: usize, at_a_distance: bool) {
     let mem = Arc::new(model_segment(640));
     let f = fifo::create_at(FifoSegmentView::new(&*mem), 0, 8, u32::MAX - 5).expect("fifo");
     let m2 = mem.clone();
@@ -78,14 +81,16 @@ fn fifo_spsc(total: u32, write: u32, read: usize) {
             let data: Vec<u8> = (sent..sent + n).map(byte).collect();
             match tx.enqueue(&data) {
                 Ok(k) => sent += k as u32,
-                // NoMemory: the model segment holds a few chunks, and the reader keeps
-                // finished ones at a distance until it finds the fifo empty with no room left.
-                Err(FifoError::Full | FifoError::NoMemory) => loom::thread::yield_now(),
+                Err(FifoError::Full) => loom::thread::yield_now(),
+                Err(FifoError::NoMemory) if at_a_distance => loom::thread::yield_now(),
                 Err(e) => panic!("enqueue: {e}"),
             }
         }
     });
     let mut rx = FifoConsumer::attach(&*mem, f).expect("rx");
+    if at_a_distance {
+        rx = rx.recycle_at_a_distance();
+    }
     let mut got = 0u32;
     let mut buf = vec![0u8; read];
     while got < total {
@@ -108,7 +113,18 @@ fn fifo_spsc(total: u32, write: u32, read: usize) {
 /// crosses a chunk and takes the general paths.
 #[test]
 fn fifo_spsc_growth_and_recycling() {
-    check("fifo_spsc_growth_and_recycling", || fifo_spsc(14, 5, 6));
+    check("fifo_spsc_growth_and_recycling", || {
+        fifo_spsc(14, 5, 6, false)
+    });
+}
+
+/// (a″) fifo: (a) with a reader that recycles at a distance: kept chunks, their release oldest
+/// first, and the give-back to a writer out of room, interleaved with the writer's growth.
+#[test]
+fn fifo_spsc_recycling_at_a_distance() {
+    check("fifo_spsc_recycling_at_a_distance", || {
+        fifo_spsc(14, 5, 6, true)
+    });
 }
 
 /// (a′) fifo: writes of one byte and reads of up to two, so most of them take the inlined
@@ -118,7 +134,7 @@ fn fifo_spsc_growth_and_recycling() {
 #[test]
 fn fifo_spsc_small_writes_inside_chunks() {
     check("fifo_spsc_small_writes_inside_chunks", || {
-        fifo_spsc(7, 1, 2)
+        fifo_spsc(7, 1, 2, false)
     });
 }
 

@@ -631,7 +631,11 @@ impl Inner {
             offset: *fifo,
             err,
         };
-        let mut c = FifoConsumer::attach(&**data, *fifo).map_err(bad)?;
+        // At a distance: every read that finds the fifo empty releases the kept chunks below,
+        // which is the contract.
+        let mut c = FifoConsumer::attach(&**data, *fifo)
+            .map_err(bad)?
+            .recycle_at_a_distance();
         let n = match c.dequeue(buf) {
             Ok(n) => n,
             // Caught up: the caller waits or returns, so the fifo goes back to holding what

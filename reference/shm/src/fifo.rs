@@ -4,8 +4,8 @@
 //!
 //! Owns: creating and freeing fifos in a segment, and the two halves of the algorithm —
 //! [`FifoProducer`] (enqueue, chunk growth, `has_event`, `want_deq_ntf`) and [`FifoConsumer`]
-//! (dequeue, peek, drop, returning consumed chunks to the slice free list — at a distance,
-//! [`RECYCLE_DISTANCE`] — and `has_deq_ntf`).
+//! (dequeue, peek, drop, returning consumed chunks to the slice free list — at once, as VPP's
+//! reader does, or at a distance, [`FifoConsumer::recycle_at_a_distance`] — and `has_deq_ntf`).
 //! They are separate types taking `&mut self`, so one process cannot have two producers or two
 //! consumers of a fifo by accident.
 //!
@@ -25,10 +25,11 @@ use super::layout::{fifo as l, fsh};
 use super::memory::{Memory, OutOfBounds};
 use super::sync::{Atomic, Ordering, fence};
 
-/// How far behind the head a finished chunk stays linked before the reader frees it: at most
-/// this, and at most the fifo's free space when the reader leaves a chunk (so a fifo holds
-/// at most its size in chunks then; if the writer fills it before the reader leaves another
-/// chunk, up to twice its size until it does).
+/// How far behind the head a finished chunk stays linked before a reader that recycles at a
+/// distance ([`FifoConsumer::recycle_at_a_distance`]) frees it: at most this, and at most the
+/// fifo's free space when the reader leaves a chunk (so the fifo then holds at most its size in
+/// chunks, plus the chunk straddling the distance; if the writer fills it before the reader
+/// leaves another chunk, up to twice its size until it does, or until a release).
 ///
 /// Why not free it at once, as VPP's reader does: the free lists are last in, first out
 /// (shm spec §3.2), so the producer's next growth pops the very chunk the reader just drained,
@@ -37,6 +38,8 @@ use super::sync::{Atomic, Ordering, fence};
 /// private caches (2 MiB of L2 on the Xeon and 1 MiB on the EPYC this was measured on): the
 /// fifo then cycles through as much memory as a ring of its size, and moves what a ring moves
 /// (README, Performance). The producer side is unchanged, so a VCL producer benefits alike.
+/// Only within one chunk size class, and only until the next batch is freed: the free list
+/// is shared by the slice's fifos.
 pub const RECYCLE_DISTANCE: u32 = 4 << 20;
 
 /// `want_deq_ntf` bit: notify the producer on every dequeue.
@@ -381,14 +384,15 @@ impl<'m, M: Memory> FifoRef<'m, M> {
 }
 
 /// Where a copy across chunks ended: the chunk holding `end`, or the offset of the chunk after
-/// the last one touched (0 if none yet) when `end` is exactly at that chunk's end.
+/// the last one touched (0 if none yet) when `end` is exactly at that chunk's end; and the
+/// last chunk touched.
 fn copy_chunks<M: Memory>(
     fr: &FifoRef<'_, M>,
     first: Chunk,
     pos: u32,
     len: usize,
     mut each: impl FnMut(u64, usize, usize) -> Result<(), FifoError>,
-) -> Result<u64, FifoError> {
+) -> Result<(u64, Chunk), FifoError> {
     let mut c = first;
     let mut done = 0usize;
     let mut p = pos;
@@ -399,7 +403,7 @@ fn copy_chunks<M: Memory>(
         done += n;
         p = p.wrapping_add(n as u32);
         if p != c.end() {
-            return Ok(c.off);
+            return Ok((c.off, c));
         }
         // Landed exactly at the chunk's end: the position continues in the next chunk.
         let next = fr.next(&c)?;
@@ -407,7 +411,7 @@ fn copy_chunks<M: Memory>(
             if done != len {
                 return Err(fr.corrupt("chunk list shorter than data", p as u64));
             }
-            return Ok(next);
+            return Ok((next, c));
         }
         steps += 1;
         if steps > fr.max_chunks {
@@ -590,7 +594,7 @@ impl<'m, M: Memory> FifoProducer<'m, M> {
             return Err(r.corrupt("tail_chunk", tc.off));
         }
         let src = &data[..len as usize];
-        let last = copy_chunks(r, tc, tail, len as usize, |off, at, n| {
+        let (last, _) = copy_chunks(r, tc, tail, len as usize, |off, at, n| {
             Ok(mem.write(off, &src[at..at + n])?)
         })?;
         mem.write_u64(r.f + l::TAIL_CHUNK, last)?;
@@ -657,8 +661,9 @@ impl<'m, M: Memory> FifoProducer<'m, M> {
 /// [`FifoConsumer::is_empty`] they answer, does not touch the producer's cache line.
 ///
 /// And it remembers its head chunk: a read that stays inside it copies and publishes the
-/// head, nothing more. Finished chunks are freed when a read leaves a chunk, those
-/// [`RECYCLE_DISTANCE`] behind the head; [`FifoConsumer::release_consumed`] frees them all.
+/// head, nothing more. Finished chunks are freed when a read leaves a chunk (or drops bytes):
+/// all of them, or, recycling at a distance, those that distance behind the head;
+/// [`FifoConsumer::release_consumed`] frees them all.
 #[derive(Debug)]
 pub struct FifoConsumer<'m, M: Memory> {
     r: FifoRef<'m, M>,
@@ -667,6 +672,14 @@ pub struct FifoConsumer<'m, M: Memory> {
     head: u32,
     tail_seen: std::cell::Cell<u32>,
     head_chunk: Option<Chunk>,
+    /// How far behind the head finished chunks stay linked: 0 (VPP's reader) unless
+    /// [`FifoConsumer::recycle_at_a_distance`].
+    distance: u32,
+    /// The chunk our last read ended exactly at the end of, when it was the last chunk then
+    /// (the writer had no room left): what [`Self::give_back_to_a_blocked_writer`] looks at.
+    /// Still linked while set: only our reads and frees change what is before the head, and
+    /// each of them sets this again.
+    ended_at_last: Option<Chunk>,
 }
 
 impl<'m, M: Memory> FifoConsumer<'m, M> {
@@ -680,7 +693,27 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
             head,
             tail_seen: std::cell::Cell::new(tail_seen),
             head_chunk: None,
+            distance: 0,
+            ended_at_last: None,
         })
+    }
+
+    /// Keeps finished chunks linked until the head is [`RECYCLE_DISTANCE`] past them (or the
+    /// fifo's free space, if less), and frees them oldest on top, so that the writer cycles
+    /// through the fifo's size as through a ring instead of refilling the chunk this reader
+    /// has just drained (the README's Performance section: 0.8× `rtrb` at 64 KiB without,
+    /// 1.2× with, on a Xeon).
+    ///
+    /// The contract that comes with it, because the kept chunks are memory the segment's
+    /// writers cannot have: call [`Self::release_consumed`] before waiting for data (an idle
+    /// fifo then holds what VPP's does), and expect a streaming fifo to hold up to twice its
+    /// size until then. A reader that polls instead of waiting gives the oldest kept chunk
+    /// back each time it finds the fifo empty with the writer out of room, so its writer does
+    /// not wait on them either. `sapi-app` reads this way (it releases whenever a read finds
+    /// the fifo empty).
+    pub fn recycle_at_a_distance(mut self) -> Self {
+        self.distance = RECYCLE_DISTANCE;
+        self
     }
 
     /// Fifo capacity in bytes.
@@ -723,9 +756,9 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
 
     /// Whether nothing is ready.
     ///
-    /// On an empty fifo whose writer has no room left it also gives back the chunk it finished
-    /// longest ago, as [`Self::dequeue`] does, so that a writer never waits on the chunks a
-    /// reader keeps at [`RECYCLE_DISTANCE`].
+    /// Recycling at a distance, on an empty fifo whose writer had no room left at our last read,
+    /// it also gives back the chunk it finished longest ago, as [`Self::dequeue`] does (the
+    /// polling reader's half of [`Self::recycle_at_a_distance`]'s contract).
     pub fn is_empty(&self) -> Result<bool, FifoError> {
         let (h, t) = self.positions_for(1);
         if self.r.occupancy(h, t)? != 0 {
@@ -735,24 +768,23 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
         Ok(true)
     }
 
-    /// The rule that keeps a writer from ever waiting on the chunks a reader keeps at a
-    /// distance: when the fifo is empty and its last chunk is full (the writer's next byte
-    /// needs a new chunk, which a full segment may not have), the chunk finished longest ago
-    /// goes back to the free list — one per look, so a writer that still cannot grow gets
-    /// another at the next, until none is left.
+    /// A polling reader's half of [`Self::recycle_at_a_distance`]'s contract: when the fifo is
+    /// empty and our last read ended at the end of the last chunk, which is still the last
+    /// (the writer's next byte needs a new chunk, which a full segment may not have), the
+    /// chunk finished longest ago goes back to the free list — one per look, so a writer that
+    /// still cannot grow gets another at the next, until none is left.
     fn give_back_to_a_blocked_writer(&self, head: u32, tail: u32) -> Result<(), FifoError> {
-        let r = &self.r;
-        let mem = r.mem();
-        let start = mem
-            .atomic_u64(r.f + l::START_CHUNK)?
-            .load(Ordering::Relaxed);
-        if head != tail || self.head_chunk.is_some_and(|c| c.off == start) {
+        let Some(last) = self.ended_at_last else {
+            return Ok(());
+        };
+        if head != tail || self.distance == 0 || last.end() != head || self.r.next(&last)? != 0 {
             return Ok(());
         }
-        // Acquire pairs with the producer's release: the header it names is numbered. A stale
-        // value only gives a chunk back early, which is always safe.
-        let end = mem.atomic_u64(r.f + l::END_CHUNK)?.load(Ordering::Acquire);
-        if r.chunk(end)?.end() != tail {
+        let r = &self.r;
+        let start = mem_start(r)?;
+        // Nothing kept, or only `last` (which the writer may be linking a next to right now,
+        // and which `ended_at_last` must keep naming a linked chunk).
+        if start == last.off {
             return Ok(());
         }
         let first = r.chunk(start)?;
@@ -782,17 +814,22 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
         }
     }
 
-    fn read_at(&self, head: u32, offset: u32, buf: &mut [u8]) -> Result<(usize, u64), FifoError> {
+    fn read_at(
+        &self,
+        head: u32,
+        offset: u32,
+        buf: &mut [u8],
+    ) -> Result<(usize, u64, Chunk), FifoError> {
         let r = &self.r;
         let mem = r.mem();
         let hc = self.head_chunk(head)?;
         let pos = head.wrapping_add(offset);
         let c = r.seek(hc, pos)?;
         let n = buf.len();
-        let last = copy_chunks(r, c, pos, n, |off, at, k| {
+        let (last, touched) = copy_chunks(r, c, pos, n, |off, at, k| {
             Ok(mem.read(off, &mut buf[at..at + k])?)
         })?;
-        Ok((n, last))
+        Ok((n, last, touched))
     }
 
     /// Unlinks the consumed chunks the recycling distance leaves behind (those that end at or
@@ -800,7 +837,7 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
     /// them to the slice free list, then publishes `head` (release).
     fn advance(&mut self, head: u32, new_head_chunk: Option<u64>) -> Result<(), FifoError> {
         let occupied = self.tail_seen.get().wrapping_sub(head);
-        let lag = RECYCLE_DISTANCE.min(self.r.size.saturating_sub(occupied));
+        let lag = self.distance.min(self.r.size.saturating_sub(occupied));
         self.free_consumed(head.wrapping_sub(lag))?;
         let r = &self.r;
         if let Some(hc) = new_head_chunk {
@@ -814,9 +851,11 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
 
     /// Returns every chunk the reader has finished to the slice free list, the one finished
     /// longest ago on top, keeping only the chunk that holds the head (or the last chunk).
-    /// For a reader about to wait: while it reads, it keeps up to [`RECYCLE_DISTANCE`] bytes
-    /// of them linked, and an idle fifo should hold no more than VPP's does.
+    /// For a reader recycling at a distance that is about to wait (the contract of
+    /// [`Self::recycle_at_a_distance`]): an idle fifo then holds no more than VPP's does.
     pub fn release_consumed(&mut self) -> Result<(), FifoError> {
+        // It may free the chunk our last read ended at, if the writer has linked one after it.
+        self.ended_at_last = None;
         self.free_consumed(self.head)
     }
 
@@ -827,35 +866,42 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
     fn free_consumed(&self, keep_from: u32) -> Result<(), FifoError> {
         let r = &self.r;
         let mem = r.mem();
-        let start_field = mem.atomic_u64(r.f + l::START_CHUNK)?;
-        let start = r.chunk(start_field.load(Ordering::Relaxed))?;
+        let start = r.chunk(mem_start(r)?)?;
         if pos_gt(start.end(), keep_from) {
             return Ok(());
         }
-        // Walk the consumed prefix, reversing its links as we go: `rev` is the prefix so far,
-        // newest first, ending with `start` (whose `next` becomes 0).
-        let mut rev = 0u64;
+        // Find the first chunk to keep, checking every link on the way, before changing any:
+        // a corrupt link found halfway must leave the list as it was.
         let mut c = start;
-        let mut steps = 0;
+        let mut n_freed = 0u64;
         while !pos_gt(c.end(), keep_from) {
             let n = r.next(&c)?;
             if n == 0 {
                 break;
             }
-            steps += 1;
-            if steps > r.max_chunks {
+            n_freed += 1;
+            if n_freed > r.max_chunks {
                 return Err(r.corrupt("chunk list cycle", n));
             }
-            let next = r.chunk(n)?;
-            mem.atomic_u64(c.off + l::CHUNK_NEXT)?
-                .store(rev, Ordering::Relaxed);
-            rev = c.off;
-            c = next;
+            c = r.chunk(n)?;
         }
-        if rev != 0 {
-            start_field.store(c.off, Ordering::Release);
-            r.fs.free_chunks(r.slice, rev)?;
+        if n_freed == 0 {
+            return Ok(());
         }
+        // Reverse the prefix in place (newest first, `start` last with `next` 0), so that
+        // freeing it in list order leaves the oldest on top of the free list.
+        let keep = c.off;
+        let (mut rev, mut at) = (0u64, start.off);
+        while at != keep {
+            let link = mem.atomic_u64(at + l::CHUNK_NEXT)?;
+            let next = link.load(Ordering::Relaxed);
+            link.store(rev, Ordering::Relaxed);
+            rev = at;
+            at = next;
+        }
+        mem.atomic_u64(r.f + l::START_CHUNK)?
+            .store(keep, Ordering::Release);
+        r.fs.free_chunks(r.slice, rev)?;
         Ok(())
     }
 
@@ -894,9 +940,11 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
             return Err(FifoError::Empty);
         }
         let len = (buf.len() as u64).min(n as u64) as usize;
-        let (len, last) = self.read_at(head, 0, &mut buf[..len])?;
+        let (len, last, touched) = self.read_at(head, 0, &mut buf[..len])?;
         let new_head = head.wrapping_add(len as u32);
         self.advance(new_head, Some(last))?;
+        // After `advance`: it never frees the last chunk, nor one that ends at the head.
+        self.ended_at_last = (last == 0).then_some(touched);
         // Reads inside the head chunk leave the chunks before it to the next read that
         // leaves a chunk.
         self.head_chunk = match last {
@@ -927,6 +975,7 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
         }
         let len = len.min(n);
         self.head_chunk = None;
+        self.ended_at_last = None;
         // Re-derive the head chunk lazily (VPP sets it to 0 unless the start chunk holds
         // the new head).
         self.advance(head.wrapping_add(len), Some(0))?;
@@ -985,4 +1034,11 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
             .store(1, Ordering::Release);
         Ok(())
     }
+}
+
+/// The fifo's `start_chunk`, which only its reader changes.
+fn mem_start<M: Memory>(r: &FifoRef<'_, M>) -> Result<u64, FifoError> {
+    Ok(r.mem()
+        .atomic_u64(r.f + l::START_CHUNK)?
+        .load(Ordering::Relaxed))
 }
