@@ -118,8 +118,9 @@ fn fifo_spsc_growth_and_recycling() {
     });
 }
 
-/// (a″) fifo: (a) with a reader that recycles at a distance: kept chunks, their release oldest
-/// first, and the give-back to a writer out of room, interleaved with the writer's growth.
+/// (a″) fifo: (a) with a reader that recycles at a distance: kept chunks, their freeing oldest
+/// first, and the give-back to a writer out of room (the reader polls with `dequeue`),
+/// interleaved with the writer's growth. `release_consumed` and `drop_bytes` are not modelled.
 #[test]
 fn fifo_spsc_recycling_at_a_distance() {
     check("fifo_spsc_recycling_at_a_distance", || {

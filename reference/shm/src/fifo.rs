@@ -35,7 +35,8 @@ use super::sync::{Atomic, Ordering, fence};
 /// (shm spec §3.2), so the producer's next growth pops the very chunk the reader just drained,
 /// whose lines sit in the reader's cache, and every store of the next write first takes its
 /// line back from the other CPU. A chunk freed 4 MiB of reading later has left the reader's
-/// private caches (2 MiB of L2 on the Xeon and 1 MiB on the EPYC this was measured on): the
+/// private caches (2 MiB of L2 on the Xeon this was measured on; 1 MiB on the EPYC of the same
+/// kind, not yet measured with it): the
 /// fifo then cycles through as much memory as a ring of its size, and moves what a ring moves
 /// (README, Performance). The producer side is unchanged, so a VCL producer benefits alike.
 /// Only within one chunk size class, and only until the next batch is freed: the free list
@@ -176,8 +177,7 @@ pub fn create_at<M: Memory>(
     .min(16 * min_chunk);
     mem.atomic_u64(f + l::START_CHUNK)?
         .store(first, Ordering::Relaxed);
-    mem.atomic_u64(f + l::END_CHUNK)?
-        .store(last, Ordering::Relaxed);
+    mem.write_u64(f + l::END_CHUNK, last)?;
     mem.write_u32(f + l::MIN_ALLOC, min_alloc)?;
     mem.write_u32(f + l::FIFO_SIZE, size)?;
     mem.write_u8(f + l::SLICE_INDEX, slice as u8)?;
@@ -256,9 +256,7 @@ pub fn free<M: Memory>(fs: FifoSegmentView<'_, M>, f: u64) -> Result<(), FifoErr
     let size = mem.read_u32(f + l::FIFO_SIZE)?;
     mem.atomic_u64(f + l::START_CHUNK)?
         .store(0, Ordering::Relaxed);
-    mem.atomic_u64(f + l::END_CHUNK)?
-        .store(0, Ordering::Relaxed);
-    for field in [l::HEAD_CHUNK, l::TAIL_CHUNK] {
+    for field in [l::END_CHUNK, l::HEAD_CHUNK, l::TAIL_CHUNK] {
         mem.write_u64(f + field, 0)?;
     }
     let slice_off = fsh::SIZE + fsh::SLICE_SIZE * slice as u64;
@@ -511,10 +509,7 @@ impl<'m, M: Memory> FifoProducer<'m, M> {
         // Release: a consumer that follows this link sees the numbered headers.
         mem.atomic_u64(end.off + l::CHUNK_NEXT)?
             .store(first, Ordering::Release);
-        // Release: a reader that finds the fifo empty reads it too, and the header of the chunk
-        // it names, to see whether we have room (`FifoConsumer::give_back_to_a_blocked_writer`).
-        mem.atomic_u64(r.f + l::END_CHUNK)?
-            .store(last, Ordering::Release);
+        mem.write_u64(r.f + l::END_CHUNK, last)?;
         if mem.read_u64(r.f + l::TAIL_CHUNK)? == 0 {
             mem.write_u64(r.f + l::TAIL_CHUNK, first)?;
         }
@@ -573,7 +568,7 @@ impl<'m, M: Memory> FifoProducer<'m, M> {
         if len == 0 {
             return Ok(0);
         }
-        let end = r.chunk(mem.atomic_u64(r.f + l::END_CHUNK)?.load(Ordering::Relaxed))?;
+        let end = r.chunk(mem.read_u64(r.f + l::END_CHUNK)?)?;
         if pos_lt(end.end(), tail) {
             return Err(r.corrupt("end_chunk", end.off));
         }
@@ -675,10 +670,11 @@ pub struct FifoConsumer<'m, M: Memory> {
     /// How far behind the head finished chunks stay linked: 0 (VPP's reader) unless
     /// [`FifoConsumer::recycle_at_a_distance`].
     distance: u32,
-    /// The chunk our last read ended exactly at the end of, when it was the last chunk then
-    /// (the writer had no room left): what [`Self::give_back_to_a_blocked_writer`] looks at.
-    /// Still linked while set: only our reads and frees change what is before the head, and
-    /// each of them sets this again.
+    /// Recycling at a distance: the chunk our last `dequeue` ended exactly at the end of, when
+    /// it was the last chunk then (the writer needed a new one for its next byte): what
+    /// [`Self::give_back_to_a_blocked_writer`] looks at. Still linked while set: a read keeps
+    /// the chunk it ended at (its lag is at least the bytes it read), the give-back never
+    /// frees it, and `release_consumed` and `drop_bytes` clear it.
     ended_at_last: Option<Chunk>,
 }
 
@@ -702,17 +698,21 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
     /// fifo's free space, if less), and frees them oldest on top, so that the writer cycles
     /// through the fifo's size as through a ring instead of refilling the chunk this reader
     /// has just drained (the README's Performance section: 0.8× `rtrb` at 64 KiB without,
-    /// 1.2× with, on a Xeon).
+    /// 1.1× with, on a Xeon).
     ///
     /// The contract that comes with it, because the kept chunks are memory the segment's
     /// writers cannot have: call [`Self::release_consumed`] before waiting for data (an idle
     /// fifo then holds what VPP's does), and expect a streaming fifo to hold up to twice its
-    /// size until then. A reader that polls instead of waiting gives the oldest kept chunk
-    /// back each time it finds the fifo empty with the writer out of room, so its writer does
-    /// not wait on them either. `sapi-app` reads this way (it releases whenever a read finds
-    /// the fifo empty).
+    /// size (plus its unfilled last chunk) until then; a reader that polls for ever without
+    /// releasing keeps that from the segment's other fifos. Its own writer never waits on them:
+    /// a reader that finds the fifo empty after a `dequeue` that ended at the end of the last
+    /// chunk (the writer's next byte needs a new chunk) gives back the oldest kept chunk, one
+    /// per look. `len`, `peek` and `drop_bytes` take no part in that (`drop_bytes` frees every
+    /// finished chunk, as VPP's reader does). `sapi-app` attaches a reader per read and
+    /// releases whenever one finds the fifo empty.
     pub fn recycle_at_a_distance(mut self) -> Self {
         self.distance = RECYCLE_DISTANCE;
+        self.ended_at_last = None;
         self
     }
 
@@ -756,9 +756,9 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
 
     /// Whether nothing is ready.
     ///
-    /// Recycling at a distance, on an empty fifo whose writer had no room left at our last read,
-    /// it also gives back the chunk it finished longest ago, as [`Self::dequeue`] does (the
-    /// polling reader's half of [`Self::recycle_at_a_distance`]'s contract).
+    /// Recycling at a distance, on an empty fifo whose last chunk our last `dequeue` ended at
+    /// the end of, it also gives back the chunk it finished longest ago, as [`Self::dequeue`]
+    /// does (the polling reader's half of [`Self::recycle_at_a_distance`]'s contract).
     pub fn is_empty(&self) -> Result<bool, FifoError> {
         let (h, t) = self.positions_for(1);
         if self.r.occupancy(h, t)? != 0 {
@@ -769,10 +769,11 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
     }
 
     /// A polling reader's half of [`Self::recycle_at_a_distance`]'s contract: when the fifo is
-    /// empty and our last read ended at the end of the last chunk, which is still the last
+    /// empty and our last `dequeue` ended at the end of the last chunk, which is still the last
     /// (the writer's next byte needs a new chunk, which a full segment may not have), the
     /// chunk finished longest ago goes back to the free list — one per look, so a writer that
-    /// still cannot grow gets another at the next, until none is left.
+    /// still cannot grow gets another at the next, until none is left. (It also fires when the
+    /// writer simply has not grown yet; a kept chunk given back early costs only distance.)
     fn give_back_to_a_blocked_writer(&self, head: u32, tail: u32) -> Result<(), FifoError> {
         let Some(last) = self.ended_at_last else {
             return Ok(());
@@ -883,21 +884,33 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
             if n_freed > r.max_chunks {
                 return Err(r.corrupt("chunk list cycle", n));
             }
-            c = r.chunk(n)?;
+            let next = r.chunk(n)?;
+            if next.start != c.end() {
+                return Err(r.corrupt("chunk start_byte", next.start as u64));
+            }
+            c = next;
         }
         if n_freed == 0 {
             return Ok(());
         }
         // Reverse the prefix in place (newest first, `start` last with `next` 0), so that
         // freeing it in list order leaves the oldest on top of the free list.
+        // Only this reader writes these links, but they are memory a peer can write too: the
+        // second walk follows exactly the links the first checked, or stops.
         let keep = c.off;
         let (mut rev, mut at) = (0u64, start.off);
-        while at != keep {
+        for _ in 0..n_freed {
             let link = mem.atomic_u64(at + l::CHUNK_NEXT)?;
             let next = link.load(Ordering::Relaxed);
+            if next == 0 {
+                return Err(r.corrupt("chunk next changed under the reader", at));
+            }
             link.store(rev, Ordering::Relaxed);
             rev = at;
             at = next;
+        }
+        if at != keep {
+            return Err(r.corrupt("chunk next changed under the reader", at));
         }
         mem.atomic_u64(r.f + l::START_CHUNK)?
             .store(keep, Ordering::Release);
@@ -944,7 +957,7 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
         let new_head = head.wrapping_add(len as u32);
         self.advance(new_head, Some(last))?;
         // After `advance`: it never frees the last chunk, nor one that ends at the head.
-        self.ended_at_last = (last == 0).then_some(touched);
+        self.ended_at_last = (last == 0 && self.distance != 0).then_some(touched);
         // Reads inside the head chunk leave the chunks before it to the next read that
         // leaves a chunk.
         self.head_chunk = match last {
@@ -979,6 +992,9 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
         // Re-derive the head chunk lazily (VPP sets it to 0 unless the start chunk holds
         // the new head).
         self.advance(head.wrapping_add(len), Some(0))?;
+        // Every finished chunk goes, at a distance too: a reader that drops (VPP's tx side,
+        // peek then drop) takes no part in the give-back to a blocked writer.
+        self.free_consumed(self.head)?;
         Ok(len)
     }
 
