@@ -63,12 +63,9 @@ fn fifo_xproc(rig: &FifoRig, peer: &Peer, size: usize, delta: usize, iters: u64)
 /// Writer thread and reader (thread or peer process) over a byte stream fd pair.
 fn stream_threads(rd: OwnedFd, wr: OwnedFd, size: usize, delta: usize, iters: u64) -> Duration {
     let total = iters * size as u64;
-    let mut src = PageBuf::for_windows(size);
-    src.fill_pattern();
-    let mut dst = PageBuf::for_windows(size);
-    std::thread::scope(|s| {
-        let reader = s.spawn(|| {
-            sys::pin_to(1);
+    sapi_benches::time_pinned_pair(
+        size,
+        |dst| {
             let mut left = total;
             let d = dst.congruent(0, delta, size);
             while left > 0 {
@@ -77,18 +74,17 @@ fn stream_threads(rd: OwnedFd, wr: OwnedFd, size: usize, delta: usize, iters: u6
                 assert!(got > 0, "stream closed early");
                 left -= got as u64;
             }
-            Instant::now()
-        });
-        let start = Instant::now();
-        let sbuf = src.congruent(0, delta, size);
-        let mut left = total;
-        while left > 0 {
-            let n = size.min(left as usize);
-            sys::write_all(wr.as_fd(), &sbuf[..n]);
-            left -= n as u64;
-        }
-        reader.join().expect("reader") - start
-    })
+        },
+        |src| {
+            let sbuf = src.congruent(0, delta, size);
+            let mut left = total;
+            while left > 0 {
+                let n = size.min(left as usize);
+                sys::write_all(wr.as_fd(), &sbuf[..n]);
+                left -= n as u64;
+            }
+        },
+    )
 }
 
 fn pipe_xproc(peer: &Peer, size: usize, delta: usize, iters: u64) -> Duration {

@@ -10,7 +10,6 @@ use nix::sys::socket::SockType;
 use sapi_shm::segment::{Segment, SegmentLayout};
 use sapi_wire::MSG_LEN;
 
-use crate::buf::PageBuf;
 use crate::stats::Latencies;
 use crate::{Backoff, sys};
 
@@ -76,12 +75,9 @@ pub fn seqpacket_3fd_rtt(
 /// pinned to CPU 1. Returns the time from the first write to the last read.
 pub fn rtrb_threads(capacity: usize, size: usize, delta: usize, total: u64) -> Duration {
     let (mut tx, mut rx) = rtrb::RingBuffer::<u8>::new(capacity);
-    let mut src = PageBuf::for_windows(size);
-    src.fill_pattern();
-    let mut dst = PageBuf::for_windows(size);
-    std::thread::scope(|s| {
-        let consumer = s.spawn(|| {
-            sys::pin_to(1);
+    crate::time_pinned_pair(
+        size,
+        |dst| {
             let mut left = total;
             let mut wait = Backoff::default();
             while left > 0 {
@@ -102,38 +98,37 @@ pub fn rtrb_threads(capacity: usize, size: usize, delta: usize, total: u64) -> D
                 chunk.commit_all();
                 left -= n as u64;
             }
-            Instant::now()
-        });
-        let start = Instant::now();
-        let mut left = total;
-        let mut wait = Backoff::default();
-        while left > 0 {
-            let n = tx.slots().min(size).min(left as usize);
-            if n == 0 {
-                wait.snooze();
-                continue;
-            }
-            wait.reset();
-            let mut chunk = tx.write_chunk_uninit(n).expect("slots checked");
-            let (a, b) = chunk.as_mut_slices();
-            for part in [a, b] {
-                if !part.is_empty() {
-                    let sp = src.congruent(part.as_ptr() as usize, delta, part.len());
-                    // SAFETY: `part` is `len` writable bytes of the ring, `sp` as many readable
-                    // bytes of our buffer; distinct allocations.
-                    unsafe {
-                        std::ptr::copy_nonoverlapping(
-                            sp.as_ptr(),
-                            part.as_mut_ptr().cast::<u8>(),
-                            part.len(),
-                        )
-                    };
+        },
+        |src| {
+            let mut left = total;
+            let mut wait = Backoff::default();
+            while left > 0 {
+                let n = tx.slots().min(size).min(left as usize);
+                if n == 0 {
+                    wait.snooze();
+                    continue;
                 }
+                wait.reset();
+                let mut chunk = tx.write_chunk_uninit(n).expect("slots checked");
+                let (a, b) = chunk.as_mut_slices();
+                for part in [a, b] {
+                    if !part.is_empty() {
+                        let sp = src.congruent(part.as_ptr() as usize, delta, part.len());
+                        // SAFETY: `part` is `len` writable bytes of the ring, `sp` as many
+                        // readable bytes of our buffer; distinct allocations.
+                        unsafe {
+                            std::ptr::copy_nonoverlapping(
+                                sp.as_ptr(),
+                                part.as_mut_ptr().cast::<u8>(),
+                                part.len(),
+                            )
+                        };
+                    }
+                }
+                // SAFETY: all `n` slots were initialised above.
+                unsafe { chunk.commit_all() };
+                left -= n as u64;
             }
-            // SAFETY: all `n` slots were initialised above.
-            unsafe { chunk.commit_all() };
-            left -= n as u64;
-        }
-        consumer.join().expect("consumer") - start
-    })
+        },
+    )
 }

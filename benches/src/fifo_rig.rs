@@ -9,7 +9,7 @@
 //! cursor) when the write must grow the fifo. A prediction the consumer's concurrent chunk
 //! frees falsify costs only that one write its stated distance.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sapi_shm::fifo::{self, FifoConsumer, FifoError, FifoProducer};
 use sapi_shm::layout::fifo as l;
@@ -17,8 +17,8 @@ use sapi_shm::memory::Memory;
 use sapi_shm::segment::{Segment, SegmentLayout, app_segment_ssvm_size};
 use sapi_shm::sync::Ordering;
 
+use crate::Backoff;
 use crate::buf::PageBuf;
-use crate::{Backoff, sys};
 
 /// Low 48 bits of a free-list head word: the chunk offset (the top 16 are an ABA tag).
 const FREE_LIST_OFFSET_MASK: u64 = (1 << 48) - 1;
@@ -263,17 +263,9 @@ pub fn duplex(
 /// `delta` apart: producer on the calling thread (pin it to CPU 0 first), consumer on a thread
 /// pinned to CPU 1. Returns the time from the first write to the last read.
 pub fn threads(rig: &FifoRig, size: usize, delta: usize, total: u64) -> Duration {
-    let mut src = PageBuf::for_windows(size);
-    src.fill_pattern();
-    let mut dst = PageBuf::for_windows(size);
-    std::thread::scope(|s| {
-        let consumer = s.spawn(|| {
-            sys::pin_to(1);
-            consume(&rig.seg, rig.fifo, size, delta, total, &mut dst);
-            Instant::now()
-        });
-        let start = Instant::now();
-        produce(&rig.seg, rig.fifo, size, delta, total, &mut src);
-        consumer.join().expect("consumer") - start
-    })
+    crate::time_pinned_pair(
+        size,
+        |dst| consume(&rig.seg, rig.fifo, size, delta, total, dst),
+        |src| produce(&rig.seg, rig.fifo, size, delta, total, src),
+    )
 }

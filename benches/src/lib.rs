@@ -50,3 +50,27 @@ impl Backoff {
         self.0 = 0;
     }
 }
+
+/// Times one cross-thread stream: `read` on a thread pinned to CPU 1, `write` on the calling
+/// thread (which the caller pins to CPU 0), each with its own page-aligned buffer for windows
+/// of `size` bytes, the writer's filled with the pattern. Returns the time from just before
+/// the first write to the last read — the same two instants for every subject and anchor.
+pub fn time_pinned_pair(
+    size: usize,
+    read: impl FnOnce(&mut buf::PageBuf) + Send,
+    write: impl FnOnce(&mut buf::PageBuf),
+) -> std::time::Duration {
+    let mut src = buf::PageBuf::for_windows(size);
+    src.fill_pattern();
+    let mut dst = buf::PageBuf::for_windows(size);
+    std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            sys::pin_to(1);
+            read(&mut dst);
+            std::time::Instant::now()
+        });
+        let start = std::time::Instant::now();
+        write(&mut src);
+        reader.join().expect("reader") - start
+    })
+}

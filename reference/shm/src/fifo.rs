@@ -328,6 +328,14 @@ impl<'m, M: Memory> FifoRef<'m, M> {
         self.fs.memory()
     }
 
+    /// `start_chunk`, which only the fifo's reader changes.
+    fn start_chunk(&self) -> Result<u64, FifoError> {
+        Ok(self
+            .mem()
+            .atomic_u64(self.f + l::START_CHUNK)?
+            .load(Ordering::Relaxed))
+    }
+
     fn corrupt(&self, field: &'static str, value: u64) -> FifoError {
         FifoError::Corrupt {
             offset: self.f,
@@ -764,7 +772,7 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
         if self.r.occupancy(h, t)? != 0 {
             return Ok(false);
         }
-        self.give_back_to_a_blocked_writer(h, t)?;
+        self.give_back_to_a_blocked_writer(h)?;
         Ok(true)
     }
 
@@ -774,15 +782,16 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
     /// chunk finished longest ago goes back to the free list — one per look, so a writer that
     /// still cannot grow gets another at the next, until none is left. (It also fires when the
     /// writer simply has not grown yet; a kept chunk given back early costs only distance.)
-    fn give_back_to_a_blocked_writer(&self, head: u32, tail: u32) -> Result<(), FifoError> {
+    fn give_back_to_a_blocked_writer(&self, head: u32) -> Result<(), FifoError> {
+        // Set only when recycling at a distance.
         let Some(last) = self.ended_at_last else {
             return Ok(());
         };
-        if head != tail || self.distance == 0 || last.end() != head || self.r.next(&last)? != 0 {
+        if last.end() != head || self.r.next(&last)? != 0 {
             return Ok(());
         }
         let r = &self.r;
-        let start = mem_start(r)?;
+        let start = r.start_chunk()?;
         // Nothing kept, or only `last` (which the writer may be linking a next to right now,
         // and which `ended_at_last` must keep naming a linked chunk).
         if start == last.off {
@@ -799,12 +808,7 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
         let r = &self.r;
         let mem = r.mem();
         match mem.read_u64(r.f + l::HEAD_CHUNK)? {
-            0 => {
-                let start = mem
-                    .atomic_u64(r.f + l::START_CHUNK)?
-                    .load(Ordering::Relaxed);
-                r.seek(r.chunk(start)?, head)
-            }
+            0 => r.seek(r.chunk(r.start_chunk()?)?, head),
             off => {
                 let c = r.chunk(off)?;
                 if !c.includes(head) {
@@ -833,13 +837,23 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
         Ok((n, last, touched))
     }
 
-    /// Unlinks the consumed chunks the recycling distance leaves behind (those that end at or
-    /// before `head - lag`; never the last chunk, never the one holding `head`) and returns
-    /// them to the slice free list, then publishes `head` (release).
-    fn advance(&mut self, head: u32, new_head_chunk: Option<u64>) -> Result<(), FifoError> {
+    /// Where a read that moves the head to `head` keeps finished chunks from: the recycling
+    /// distance behind it, at most the free space (`head` itself for VPP's reader).
+    fn keep_from(&self, head: u32) -> u32 {
         let occupied = self.tail_seen.get().wrapping_sub(head);
-        let lag = self.distance.min(self.r.size.saturating_sub(occupied));
-        self.free_consumed(head.wrapping_sub(lag))?;
+        head.wrapping_sub(self.distance.min(self.r.size.saturating_sub(occupied)))
+    }
+
+    /// Unlinks the finished chunks that end at or before `keep_from` (never the last chunk,
+    /// never the one holding `head`) and returns them to the slice free list, then publishes
+    /// `head` (release).
+    fn advance(
+        &mut self,
+        head: u32,
+        keep_from: u32,
+        new_head_chunk: Option<u64>,
+    ) -> Result<(), FifoError> {
+        self.free_consumed(keep_from)?;
         let r = &self.r;
         if let Some(hc) = new_head_chunk {
             r.mem().write_u64(r.f + l::HEAD_CHUNK, hc)?;
@@ -867,7 +881,7 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
     fn free_consumed(&self, keep_from: u32) -> Result<(), FifoError> {
         let r = &self.r;
         let mem = r.mem();
-        let start = r.chunk(mem_start(r)?)?;
+        let start = r.chunk(r.start_chunk()?)?;
         if pos_gt(start.end(), keep_from) {
             return Ok(());
         }
@@ -949,13 +963,13 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
         let (head, tail) = (self.head, self.tail_seen.get());
         let n = self.r.occupancy(head, tail)?;
         if n == 0 {
-            self.give_back_to_a_blocked_writer(head, tail)?;
+            self.give_back_to_a_blocked_writer(head)?;
             return Err(FifoError::Empty);
         }
         let len = (buf.len() as u64).min(n as u64) as usize;
         let (len, last, touched) = self.read_at(head, 0, &mut buf[..len])?;
         let new_head = head.wrapping_add(len as u32);
-        self.advance(new_head, Some(last))?;
+        self.advance(new_head, self.keep_from(new_head), Some(last))?;
         // After `advance`: it never frees the last chunk, nor one that ends at the head.
         self.ended_at_last = (last == 0 && self.distance != 0).then_some(touched);
         // Reads inside the head chunk leave the chunks before it to the next read that
@@ -990,11 +1004,10 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
         self.head_chunk = None;
         self.ended_at_last = None;
         // Re-derive the head chunk lazily (VPP sets it to 0 unless the start chunk holds
-        // the new head).
-        self.advance(head.wrapping_add(len), Some(0))?;
-        // Every finished chunk goes, at a distance too: a reader that drops (VPP's tx side,
-        // peek then drop) takes no part in the give-back to a blocked writer.
-        self.free_consumed(self.head)?;
+        // the new head). Every finished chunk goes, at a distance too: a reader that drops
+        // (VPP's tx side, peek then drop) takes no part in the give-back to a blocked writer.
+        let new_head = head.wrapping_add(len);
+        self.advance(new_head, new_head, Some(0))?;
         Ok(len)
     }
 
@@ -1050,11 +1063,4 @@ impl<'m, M: Memory> FifoConsumer<'m, M> {
             .store(1, Ordering::Release);
         Ok(())
     }
-}
-
-/// The fifo's `start_chunk`, which only its reader changes.
-fn mem_start<M: Memory>(r: &FifoRef<'_, M>) -> Result<u64, FifoError> {
-    Ok(r.mem()
-        .atomic_u64(r.f + l::START_CHUNK)?
-        .load(Ordering::Relaxed))
 }
