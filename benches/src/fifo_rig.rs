@@ -23,6 +23,16 @@ use crate::buf::PageBuf;
 /// Low 48 bits of a free-list head word: the chunk offset (the top 16 are an ABA tag).
 const FREE_LIST_OFFSET_MASK: u64 = (1 << 48) - 1;
 
+/// Which reader drains a rig's fifo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    /// [`FifoConsumer::recycle_at_a_distance`]: what `sapi-app` uses, and the benches' subject.
+    AtADistance,
+    /// [`FifoConsumer::attach`] alone: VPP's reader, which frees every chunk it finishes at
+    /// once (a control: what the distance buys).
+    Vpp,
+}
+
 /// A segment holding one fifo.
 #[derive(Debug)]
 pub struct FifoRig {
@@ -30,6 +40,8 @@ pub struct FifoRig {
     pub seg: Segment,
     /// The fifo header's offset.
     pub fifo: u64,
+    /// The reader [`threads`] drains it with.
+    pub reader: Reader,
 }
 
 impl FifoRig {
@@ -44,7 +56,16 @@ impl FifoRig {
         )
         .expect("segment");
         let fifo = fifo::create(seg.fifo_segment(), 0, size).expect("fifo");
-        Self { seg, fifo }
+        Self {
+            seg,
+            fifo,
+            reader: Reader::AtADistance,
+        }
+    }
+
+    /// The same rig drained by `reader`.
+    pub fn with_reader(self, reader: Reader) -> Self {
+        Self { reader, ..self }
     }
 
     /// A second fifo of `size` bytes in the same segment (the other direction of a duplex
@@ -184,11 +205,20 @@ pub fn produce(seg: &Segment, f: u64, write: usize, delta: usize, total: u64, sr
 
 /// Dequeues `total` bytes in reads of up to `read` bytes into an application buffer placed
 /// `delta` bytes (mod 4096) after the fifo bytes read. Waits with [`Backoff`] when empty.
-pub fn consume(seg: &Segment, f: u64, read: usize, delta: usize, total: u64, dst: &mut PageBuf) {
-    // A reader that polls, so it keeps finished chunks at a distance (the segment has room).
-    let mut rx = FifoConsumer::attach(seg, f)
-        .expect("consumer")
-        .recycle_at_a_distance();
+pub fn consume(
+    seg: &Segment,
+    f: u64,
+    reader: Reader,
+    (read, delta): (usize, usize),
+    total: u64,
+    dst: &mut PageBuf,
+) {
+    let rx = FifoConsumer::attach(seg, f).expect("consumer");
+    // A reader that polls, so at a distance it may keep finished chunks (the segment has room).
+    let mut rx = match reader {
+        Reader::AtADistance => rx.recycle_at_a_distance(),
+        Reader::Vpp => rx,
+    };
     let mut left = total;
     let mut wait = Backoff::default();
     let mut landed = Landed::default();
@@ -265,7 +295,7 @@ pub fn duplex(
 pub fn threads(rig: &FifoRig, size: usize, delta: usize, total: u64) -> Duration {
     crate::time_pinned_pair(
         size,
-        |dst| consume(&rig.seg, rig.fifo, size, delta, total, dst),
+        |dst| consume(&rig.seg, rig.fifo, rig.reader, (size, delta), total, dst),
         |src| produce(&rig.seg, rig.fifo, size, delta, total, src),
     )
 }

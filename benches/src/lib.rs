@@ -11,6 +11,7 @@
 //! * [`peer`] — the bench's other process (`sapi-bench-peer`), pinned to CPU 1.
 //! * [`streams`] — sink, source and duplex loops over a session, and over a stream socket.
 //! * [`stats`] — per-operation latencies (median, p99) written beside criterion's estimates.
+//! * [`wakeup`] — the wake-up round trip through two mqs, and its raw eventfd anchor.
 //! * [`workloads`] — the deterministic workloads of the instruction-count gate.
 //!
 //! Must never: make an anchor do less work than the subject it stands beside, or put a
@@ -24,6 +25,7 @@ pub mod server;
 pub mod stats;
 pub mod streams;
 pub mod sys;
+pub mod wakeup;
 pub mod workloads;
 
 /// Spin briefly, then give the processor away: the wait of every spinning side in these

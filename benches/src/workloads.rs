@@ -190,7 +190,14 @@ pub fn fifo_copy(delta: usize, n: u64, slow: bool) {
     let mut dst = PageBuf::for_windows(W);
     for _ in 0..n {
         fifo_rig::produce(&rig.seg, rig.fifo, W, delta, W as u64, &mut src);
-        fifo_rig::consume(&rig.seg, rig.fifo, W, delta, W as u64, &mut dst);
+        fifo_rig::consume(
+            &rig.seg,
+            rig.fifo,
+            rig.reader,
+            (W, delta),
+            W as u64,
+            &mut dst,
+        );
         slow_tax(slow);
     }
 }
