@@ -38,12 +38,20 @@ const DRAIN_BATCH: usize = 256;
 const PENDING_RETRY: std::time::Duration = std::time::Duration::from_millis(1);
 /// How long the loop keeps polling the server mqs after the last message it found there.
 const POLL_WINDOW: std::time::Duration = std::time::Duration::from_millis(2);
-/// The pause between two polls inside the window (VPP's `poll-sleep-usec` is 100, beside
-/// worker threads that never sleep). Session bench (apps pinned to CPU 0 and 1, 64 KiB
-/// writes one way, 2-vCPU VM), 4 MiB / 1 MiB fifos in GiB/s: 5 µs 12.3 / 8.0, 10 µs 16.3 /
-/// 8.3, 20 µs 17.5 / 9.8, 40 µs 20.2 / 7.1, 80 µs 17.2 / 4.6: shorter pauses relay sooner but
-/// the polling server then takes the CPU the apps stream on (97% of a core at 5 µs).
-const POLL_PAUSE: std::time::Duration = std::time::Duration::from_micros(20);
+/// The pause between two polls inside the window: VPP's `poll-sleep-usec` of the anchor
+/// configuration. Every pause ends in a wake-up that takes a CPU from the apps streaming on
+/// it, so a pause is a trade of relay latency against the apps' CPU. Measured on the 2-vCPU
+/// Intel VM (apps pinned to CPU 0 and 1, 64 KiB writes, 2026-12-01), before (20 µs) and after
+/// (100 µs, with [`POLL_PAUSE_WRITER_WAITS`]): VPP's own VCL apps (`vperf`) one way over 4 MiB
+/// fifos 20–30 → 43–53 Gbit/s, both ways 35 → 52–65, one way over 1 MiB fifos 40 → 48 (VPP in
+/// the same rounds: 38–57, 57–58, 49–55); the session bench (`sapi-app` both sides) one way
+/// 5.5–7.0 → 10.9–11.5 GiB/s (4 MiB) and 5.4 → 7.1–7.4 (1 MiB).
+const POLL_PAUSE: std::time::Duration = std::time::Duration::from_micros(100);
+/// The pause while a writer waits for room: its dequeue notification is on its way through the
+/// reader and this loop, and a fifo smaller than what the apps move in two long pauses would
+/// otherwise stand empty between them (the session bench over 1 MiB fifos: 6.0–7.0 GiB/s one
+/// way with 100 µs throughout, 7.1–7.4 with this).
+const POLL_PAUSE_WRITER_WAITS: std::time::Duration = std::time::Duration::from_micros(20);
 /// Timer slack of the loop thread (`PR_SET_TIMERSLACK`, ns), so that a pause is what it
 /// says: with the default 50 µs a 20 µs pause took 70–240 µs, and the 1 MiB row above was
 /// 5.2 GiB/s.
@@ -159,6 +167,11 @@ pub struct Shell {
     server_mqs: ServerMqs,
     /// Until when the loop polls the server mqs itself (messages came recently).
     polling_until: Option<Instant>,
+    /// A relay found a writer waiting for room (it asked for a dequeue notification and its
+    /// fifo is full) and no later one told a writer there is room: the loop polls at
+    /// [`POLL_PAUSE_WRITER_WAITS`]. One flag for all sessions, a hint: with several writers
+    /// waiting, the first told ends it, and the others' next relays set it again.
+    writer_waits: bool,
     /// Sockets an injected fault told the shell to stop watching but keep open (leaks on purpose).
     abandoned: Vec<OwnedFd>,
     profile: Profile,
@@ -257,6 +270,7 @@ impl Shell {
             spare_fd: open_spare_fd(),
             server_mqs,
             polling_until: None,
+            writer_waits: false,
             abandoned: Vec::new(),
             profile: cfg.profile,
             faults: cfg.faults,
@@ -333,7 +347,11 @@ impl Shell {
             }
             if polling {
                 if !self.poll_server_mqs() && n == 0 {
-                    std::thread::sleep(POLL_PAUSE);
+                    std::thread::sleep(if self.writer_waits {
+                        POLL_PAUSE_WRITER_WAITS
+                    } else {
+                        POLL_PAUSE
+                    });
                 }
             } else {
                 // Messages no waiter announced (one may be held hostage: server_mqs.rs).
@@ -359,6 +377,7 @@ impl Shell {
                 .is_some_and(|until| Instant::now() >= until)
         {
             self.polling_until = None;
+            self.writer_waits = false;
             self.server_mqs.release_waiters();
         }
         any
@@ -527,16 +546,14 @@ impl Shell {
                 let unread = self.resources.unread(fifo);
                 self.core.input(Input::Unread { session, unread });
             }
-            Action::RelayTx(relay) => {
-                if let Err(e) = self.resources.relay_tx(&relay) {
-                    self.post_failed(relay.writer.worker, e);
-                }
-            }
-            Action::RelayRx(relay) => {
-                if let Err(e) = self.resources.relay_rx(&relay) {
-                    self.post_failed(relay.writer.worker, e);
-                }
-            }
+            Action::RelayTx(relay) => match self.resources.relay_tx(&relay) {
+                Ok(waits) => self.writer_waits |= waits,
+                Err(e) => self.post_failed(relay.writer.worker, e),
+            },
+            Action::RelayRx(relay) => match self.resources.relay_rx(&relay) {
+                Ok(waits) => self.writer_waits = waits,
+                Err(e) => self.post_failed(relay.writer.worker, e),
+            },
             Action::FreeSegment(id) => self.resources.free_segment(id),
             Action::FreeWorker(key) => self.resources.free_worker(key),
             Action::SetDeadline { sock, after } => {

@@ -377,26 +377,35 @@ impl Resources {
     }
 
     /// §8.3: relays a writer's TX over the pair's signal words and queues the notifications.
-    pub fn relay_tx(&mut self, r: &Relay) -> Result<(), PostError> {
-        let outcome = {
+    /// Returns whether the writer now waits for room: it asked for a dequeue notification and
+    /// its fifo is full (a hint for how soon the loop looks at the server mqs again).
+    pub fn relay_tx(&mut self, r: &Relay) -> Result<bool, PostError> {
+        let (outcome, writer_waits) = {
             let (Some(ws), Some(rs), Some(ds)) = (
                 self.segments.get(&r.writer_signals.segment),
                 self.segments.get(&r.reader_signals.segment),
                 self.segments.get(&r.data.segment),
             ) else {
-                return Ok(());
+                return Ok(false);
             };
             let writer = Signals::new(ws, r.writer_signals.offset);
             let reader = r.reader.map(|_| Signals::new(rs, r.reader_signals.offset));
-            relay::relay_tx(writer, reader, || {
+            let outcome = relay::relay_tx(writer, reader, || {
                 Ok(fifo::occupancy(ds, r.data.offset)? == 0)
-            })
+            });
+            let full = || -> Result<bool, fifo::FifoError> {
+                Ok(fifo::occupancy(ds, r.data.offset)? >= fifo::size(ds, r.data.offset)?)
+            };
+            let waits = matches!(outcome, Ok(o) if !o.tx_to_writer)
+                && writer.want_deq_ntf().is_ok_and(|w| w != 0)
+                && full().unwrap_or(false);
+            (outcome, waits)
         };
         let outcome = match outcome {
             Ok(o) => o,
             Err(e) => {
                 self.warn_broken_relay(r, &e);
-                return Ok(());
+                return Ok(false);
             }
         };
         if outcome.tx_to_writer {
@@ -416,18 +425,19 @@ impl Resources {
                 (!self.faults.has(InjectedFault::RxWithoutHasEvent)).then_some(r.reader_signals);
             self.post_io(reader.worker, IoEvent::rx(reader.app_session_index), claim)?;
         }
-        Ok(())
+        Ok(writer_waits)
     }
 
-    /// §8.5: relays a reader's dequeue notification to the writer.
-    pub fn relay_rx(&mut self, r: &Relay) -> Result<(), PostError> {
+    /// §8.5: relays a reader's dequeue notification to the writer. Returns whether the writer
+    /// still waits for room (its fifo is still full: the reader was re-armed instead).
+    pub fn relay_rx(&mut self, r: &Relay) -> Result<bool, PostError> {
         let outcome = {
             let (Some(ws), Some(rs), Some(ds)) = (
                 self.segments.get(&r.writer_signals.segment),
                 self.segments.get(&r.reader_signals.segment),
                 self.segments.get(&r.data.segment),
             ) else {
-                return Ok(());
+                return Ok(false);
             };
             relay::relay_rx(
                 Signals::new(ws, r.writer_signals.offset),
@@ -436,15 +446,17 @@ impl Resources {
             )
         };
         match outcome {
-            Ok(o) if o.tx_to_writer => self.post_io(
-                r.writer.worker,
-                IoEvent::tx(r.writer.app_session_index),
-                None,
-            ),
-            Ok(_) => Ok(()),
+            Ok(o) if o.tx_to_writer => self
+                .post_io(
+                    r.writer.worker,
+                    IoEvent::tx(r.writer.app_session_index),
+                    None,
+                )
+                .map(|()| false),
+            Ok(_) => Ok(true),
             Err(e) => {
                 self.warn_broken_relay(r, &e);
-                Ok(())
+                Ok(false)
             }
         }
     }
@@ -544,14 +556,12 @@ mod tests {
 
     use super::*;
 
-    /// Two TX relays in a row to one reader (the shell's half of `docs/sessions.md` §8.3, over
-    /// real memfd segments): how many RX its app mq holds afterwards, and its `has_event`.
-    fn two_tx_relays(faults: InjectedFaults) -> (u32, bool) {
+    /// A cut-through pair over real memfd segments: the reader's and the writer's workers
+    /// (each with an eventfd-mode app mq) and fifo A (4 KiB), which the writer fills and the
+    /// reader drains; the writer's signals are B's header (as C's shadow TX would be).
+    /// Returns the resources, the relay, and A's and B's offsets in segment 2.
+    fn ct_pair(faults: InjectedFaults) -> (Resources, Relay, u64, u64) {
         let mut r = Resources::new(1, Profile::Head, faults).expect("resources");
-        let reader = WorkerKey {
-            app: AppIndex(1),
-            wrk: 0,
-        };
         let spec = |id, name: &str| SegmentSpec {
             id: SegmentId(id),
             name: name.into(),
@@ -559,15 +569,21 @@ mod tests {
             huge_pages: false,
             pct_first_alloc: 0,
         };
-        r.create_worker(
-            reader,
-            &WorkerResources {
-                segment: spec(1, "reader"),
-                evt_queue_size: 64,
-                eventfd: true,
-            },
-        )
-        .expect("reader's mq");
+        let worker = |app| WorkerKey {
+            app: AppIndex(app),
+            wrk: 0,
+        };
+        for (app, seg) in [(1, 1), (2, 3)] {
+            r.create_worker(
+                worker(app),
+                &WorkerResources {
+                    segment: spec(seg, "app"),
+                    evt_queue_size: 64,
+                    eventfd: true,
+                },
+            )
+            .expect("app mq");
+        }
         r.create_segment(&spec(2, "ct")).expect("ct segment");
         let (a, b) = r
             .alloc_fifo_pair(SegmentId(2), 0, 4096, 4096)
@@ -581,22 +597,81 @@ mod tests {
             reader_signals: at(a),
             data: at(a),
             writer: IoPeer {
-                worker: WorkerKey {
-                    app: AppIndex(2),
-                    wrk: 0,
-                },
+                worker: worker(2),
                 app_session_index: 5,
             },
             reader: Some(IoPeer {
-                worker: reader,
+                worker: worker(1),
                 app_session_index: 9,
             }),
         };
+        (r, relay, a, b)
+    }
+
+    /// Two TX relays in a row to one reader (the shell's half of `docs/sessions.md` §8.3): how
+    /// many RX its app mq holds afterwards, and its `has_event`.
+    fn two_tx_relays(faults: InjectedFaults) -> (u32, bool) {
+        let (mut r, relay, a, _) = ct_pair(faults);
         r.relay_tx(&relay).expect("first relay");
         r.relay_tx(&relay).expect("second relay");
         let seg = r.segments.get(&SegmentId(2)).expect("ct segment");
         let has_event = Signals::new(seg, a).has_event().expect("A's signals");
+        let reader = relay.reader.expect("reader").worker;
         (r.mq_occupancy(reader).expect("reader's mq"), has_event)
+    }
+
+    #[test]
+    fn the_relays_say_when_a_writer_waits_for_room() {
+        use sapi_shm::fifo::{FifoConsumer, FifoProducer, WANT_DEQ_NOTIF};
+        use sapi_shm::layout::fifo as lf;
+        use sapi_shm::memory::Memory;
+
+        let (mut r, relay, a, b) = ct_pair(InjectedFaults::default());
+        assert!(
+            !r.relay_tx(&relay).expect("relay"),
+            "nothing asked, nothing full"
+        );
+        {
+            let seg = r.segments.get(&SegmentId(2)).expect("ct segment");
+            let mut tx = FifoProducer::attach(seg, a).expect("producer");
+            assert_eq!(tx.enqueue(&[7u8; 4096]).expect("enqueue"), 4096, "fills A");
+        }
+        assert!(
+            !r.relay_tx(&relay).expect("relay"),
+            "full, but the writer did not ask to be told"
+        );
+        {
+            let seg = r.segments.get(&SegmentId(2)).expect("ct segment");
+            seg.atomic_u32(b + lf::WANT_DEQ_NTF)
+                .expect("B's signals")
+                .store(WANT_DEQ_NOTIF, sapi_shm::sync::Ordering::Release);
+        }
+        assert!(
+            r.relay_tx(&relay).expect("relay"),
+            "full, and asked: it waits"
+        );
+        assert!(
+            r.relay_rx(&relay).expect("relay"),
+            "a notification while still full"
+        );
+        {
+            let seg = r.segments.get(&SegmentId(2)).expect("ct segment");
+            let mut rx = FifoConsumer::attach(seg, a).expect("consumer");
+            assert_eq!(
+                rx.dequeue(&mut [0u8; 1024]).expect("dequeue"),
+                1024,
+                "drains some"
+            );
+        }
+        assert!(
+            !r.relay_rx(&relay).expect("relay"),
+            "told there is room: no longer waits"
+        );
+        assert_eq!(
+            r.mq_occupancy(relay.writer.worker),
+            Some(1),
+            "the writer's TX"
+        );
     }
 
     #[test]
