@@ -38,20 +38,27 @@ const DRAIN_BATCH: usize = 256;
 const PENDING_RETRY: std::time::Duration = std::time::Duration::from_millis(1);
 /// How long the loop keeps polling the server mqs after the last message it found there.
 const POLL_WINDOW: std::time::Duration = std::time::Duration::from_millis(2);
-/// The pause between two polls inside the window: VPP's `poll-sleep-usec` of the anchor
-/// configuration. Every pause ends in a wake-up that takes a CPU from the apps streaming on
-/// it, so a pause is a trade of relay latency against the apps' CPU. Measured on the 2-vCPU
-/// Intel VM (apps pinned to CPU 0 and 1, 64 KiB writes, 2026-12-01), before (20 µs) and after
-/// (100 µs, with [`POLL_PAUSE_WRITER_WAITS`]): VPP's own VCL apps (`vperf`) one way over 4 MiB
-/// fifos 20–30 → 43–53 Gbit/s, both ways 35 → 52–65, one way over 1 MiB fifos 40 → 48 (VPP in
-/// the same rounds: 38–57, 57–58, 49–55); the session bench (`sapi-app` both sides) one way
-/// 5.5–7.0 → 10.9–11.5 GiB/s (4 MiB) and 5.4 → 7.1–7.4 (1 MiB).
+/// The pause between two polls inside the window while only io events stream: VPP's
+/// `poll-sleep-usec` of the anchor configuration. Every pause ends in a wake-up that takes a
+/// CPU from the apps streaming on it, so a pause trades relay latency against the apps' CPU.
+/// Measured on the 2-vCPU Intel VM (apps pinned to CPU 0 and 1, 64 KiB writes, 2026-12-01),
+/// 20 µs throughout before, this and [`POLL_PAUSE_SHORT`] after: VPP's own VCL apps (`vperf`)
+/// one way over 4 MiB fifos 20–30 → 43–53 Gbit/s, both ways 35 → 52–65, one way over 1 MiB
+/// fifos 40 → 48 (VPP in the same rounds: 38–57, 57–58, 49–55); the session bench (`sapi-app`
+/// both sides) one way 5.5–7.0 → 10.9–11.5 GiB/s (4 MiB) and 5.4 → 7.1–7.4 (1 MiB).
 const POLL_PAUSE: std::time::Duration = std::time::Duration::from_micros(100);
-/// The pause while a writer waits for room: its dequeue notification is on its way through the
-/// reader and this loop, and a fifo smaller than what the apps move in two long pauses would
-/// otherwise stand empty between them (the session bench over 1 MiB fifos: 6.0–7.0 GiB/s one
-/// way with 100 µs throughout, 7.1–7.4 with this).
-const POLL_PAUSE_WRITER_WAITS: std::time::Duration = std::time::Duration::from_micros(20);
+/// The pause while something is expected soon, where 100 µs would stand between two apps:
+/// * a writer waits for room: its dequeue notification is on its way through the reader and
+///   this loop, and a fifo smaller than what the apps move in two long pauses would stand
+///   empty meanwhile (the session bench over 1 MiB fifos: 6.0–7.0 GiB/s one way with 100 µs
+///   throughout, 7.1–7.4 with this);
+/// * a control message came within [`CTRL_EXCHANGE`]: its answer (ACCEPTED_REPLY after
+///   ACCEPTED, the next step of a close) is usually on its way (CONNECT → CONNECTED took a
+///   median 247 µs with 100 µs throughout, 137 µs with 20).
+const POLL_PAUSE_SHORT: std::time::Duration = std::time::Duration::from_micros(20);
+/// How long after a control message the loop keeps to [`POLL_PAUSE_SHORT`]: several wake-ups
+/// of an app across the two CPUs (~25 µs each on the VMs measured) and its work.
+const CTRL_EXCHANGE: std::time::Duration = std::time::Duration::from_millis(1);
 /// Timer slack of the loop thread (`PR_SET_TIMERSLACK`, ns), so that a pause is what it
 /// says: with the default 50 µs a 20 µs pause took 70–240 µs, and the 1 MiB row above was
 /// 5.2 GiB/s.
@@ -169,9 +176,11 @@ pub struct Shell {
     polling_until: Option<Instant>,
     /// A relay found a writer waiting for room (it asked for a dequeue notification and its
     /// fifo is full) and no later one told a writer there is room: the loop polls at
-    /// [`POLL_PAUSE_WRITER_WAITS`]. One flag for all sessions, a hint: with several writers
+    /// [`POLL_PAUSE_SHORT`]. One flag for all sessions, a hint: with several writers
     /// waiting, the first told ends it, and the others' next relays set it again.
     writer_waits: bool,
+    /// When the last control message came from a server mq (see [`CTRL_EXCHANGE`]).
+    last_ctrl: Option<Instant>,
     /// Sockets an injected fault told the shell to stop watching but keep open (leaks on purpose).
     abandoned: Vec<OwnedFd>,
     profile: Profile,
@@ -271,6 +280,7 @@ impl Shell {
             server_mqs,
             polling_until: None,
             writer_waits: false,
+            last_ctrl: None,
             abandoned: Vec::new(),
             profile: cfg.profile,
             faults: cfg.faults,
@@ -347,8 +357,11 @@ impl Shell {
             }
             if polling {
                 if !self.poll_server_mqs() && n == 0 {
-                    std::thread::sleep(if self.writer_waits {
-                        POLL_PAUSE_WRITER_WAITS
+                    let exchange = self
+                        .last_ctrl
+                        .is_some_and(|at| at.elapsed() < CTRL_EXCHANGE);
+                    std::thread::sleep(if self.writer_waits || exchange {
+                        POLL_PAUSE_SHORT
                     } else {
                         POLL_PAUSE
                     });
@@ -430,7 +443,10 @@ impl Shell {
         let any = !posted.is_empty();
         for posted in posted {
             match posted {
-                Posted::Ctrl(msg) => self.feed(Input::AppCtrl { thread, msg }),
+                Posted::Ctrl(msg) => {
+                    self.last_ctrl = Some(Instant::now());
+                    self.feed(Input::AppCtrl { thread, msg });
+                }
                 Posted::Io(event) => self.feed(Input::AppIo { thread, event }),
                 Posted::Malformed(why) => {
                     debug!(thread, why, "malformed element in a server mq: ignored");
