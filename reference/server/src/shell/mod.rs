@@ -360,7 +360,7 @@ impl Shell {
                     let exchange = self
                         .last_ctrl
                         .is_some_and(|at| at.elapsed() < CTRL_EXCHANGE);
-                    std::thread::sleep(if self.writer_waits || exchange {
+                    self.pause(if self.writer_waits || exchange {
                         POLL_PAUSE_SHORT
                     } else {
                         POLL_PAUSE
@@ -374,6 +374,27 @@ impl Shell {
                     }
                 }
             }
+        }
+    }
+
+    /// Waits up to `pause` between two polls, ending early when a watched fd becomes ready
+    /// (an ATTACH need not wait out a pause): the next pass's `epoll.wait` takes the event.
+    /// That cannot spin: every registration is level-triggered and every pass drains the fds
+    /// it is told of, as the idle loop, blocked in `epoll.wait`, needs anyway. A kernel
+    /// without `epoll_pwait2` (before 5.11) sleeps the whole pause.
+    fn pause(&self, pause: std::time::Duration) {
+        let ts = libc::timespec {
+            tv_sec: pause.as_secs() as libc::time_t,
+            tv_nsec: libc::c_long::from(pause.subsec_nanos() as i32),
+        };
+        let mut ev = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: a valid epoll fd, room for one event, a live timespec and no signal mask;
+        // the event is only looked at by the next pass's own wait.
+        let n = unsafe {
+            libc::epoll_pwait2(self.epoll.0.as_raw_fd(), &mut ev, 1, &ts, std::ptr::null())
+        };
+        if n < 0 && Errno::last() == Errno::ENOSYS {
+            std::thread::sleep(pause);
         }
     }
 
