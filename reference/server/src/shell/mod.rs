@@ -60,8 +60,8 @@ const POLL_PAUSE_SHORT: std::time::Duration = std::time::Duration::from_micros(2
 /// of an app across the two CPUs (~25 µs each on the VMs measured) and its work.
 const CTRL_EXCHANGE: std::time::Duration = std::time::Duration::from_millis(1);
 /// Timer slack of the loop thread (`PR_SET_TIMERSLACK`, ns), so that a pause is what it
-/// says: with the default 50 µs a 20 µs pause took 70–240 µs, and the 1 MiB row above was
-/// 5.2 GiB/s.
+/// says: with the default 50 µs a 20 µs pause took 70–240 µs, and the session bench over 1 MiB
+/// fifos moved 5.2 GiB/s one way where it moved 9.8 with this (AMD VM, 2026-11-30).
 const POLL_TIMER_SLACK_NS: libc::c_ulong = 1_000;
 
 /// Receive buffer: large enough for the second datagram of a cert-key add (≤ 20,000 bytes).
@@ -181,6 +181,8 @@ pub struct Shell {
     writer_waits: bool,
     /// When the last control message came from a server mq (see [`CTRL_EXCHANGE`]).
     last_ctrl: Option<Instant>,
+    /// Whether a pause can wait in `epoll_pwait2` (false once it failed: see `pause`).
+    pause_in_epoll: bool,
     /// Sockets an injected fault told the shell to stop watching but keep open (leaks on purpose).
     abandoned: Vec<OwnedFd>,
     profile: Profile,
@@ -281,6 +283,7 @@ impl Shell {
             polling_until: None,
             writer_waits: false,
             last_ctrl: None,
+            pause_in_epoll: true,
             abandoned: Vec::new(),
             profile: cfg.profile,
             faults: cfg.faults,
@@ -378,22 +381,41 @@ impl Shell {
     }
 
     /// Waits up to `pause` between two polls, ending early when a watched fd becomes ready
-    /// (an ATTACH need not wait out a pause): the next pass's `epoll.wait` takes the event.
-    /// That cannot spin: every registration is level-triggered and every pass drains the fds
-    /// it is told of, as the idle loop, blocked in `epoll.wait`, needs anyway. A kernel
-    /// without `epoll_pwait2` (before 5.11) sleeps the whole pause.
-    fn pause(&self, pause: std::time::Duration) {
+    /// (an ATTACH need not wait out a pause): the loop pauses only after a pass whose own
+    /// `epoll.wait` reported nothing, so an early end means the next pass has an event to take
+    /// (every registration is level-triggered), never a spin the old sleep did not have.
+    /// `epoll_pwait2` goes through `syscall` (glibc wraps it only since 2.35); where it fails
+    /// for any reason but a signal (a kernel before 5.11, a seccomp filter that predates it),
+    /// this pause and every later one sleep the whole pause instead.
+    fn pause(&mut self, pause: std::time::Duration) {
+        if !self.pause_in_epoll {
+            std::thread::sleep(pause);
+            return;
+        }
         let ts = libc::timespec {
             tv_sec: pause.as_secs() as libc::time_t,
-            tv_nsec: libc::c_long::from(pause.subsec_nanos() as i32),
+            tv_nsec: pause.subsec_nanos() as libc::c_long,
         };
         let mut ev = libc::epoll_event { events: 0, u64: 0 };
-        // SAFETY: a valid epoll fd, room for one event, a live timespec and no signal mask;
-        // the event is only looked at by the next pass's own wait.
-        let n = unsafe {
-            libc::epoll_pwait2(self.epoll.0.as_raw_fd(), &mut ev, 1, &ts, std::ptr::null())
+        // SAFETY: a valid epoll fd, room for one event (written by the kernel, never read
+        // here), a live timespec, and no signal mask (its size then goes unread).
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_epoll_pwait2,
+                self.epoll.0.as_raw_fd(),
+                &mut ev as *mut libc::epoll_event,
+                1,
+                &ts as *const libc::timespec,
+                std::ptr::null::<libc::sigset_t>(),
+                8,
+            )
         };
-        if n < 0 && Errno::last() == Errno::ENOSYS {
+        if rc < 0 && Errno::last() != Errno::EINTR {
+            warn!(
+                error = %Errno::last(),
+                "epoll_pwait2 unusable: polling pauses sleep to the end"
+            );
+            self.pause_in_epoll = false;
             std::thread::sleep(pause);
         }
     }

@@ -396,7 +396,9 @@ impl Resources {
             let full = || -> Result<bool, fifo::FifoError> {
                 Ok(fifo::occupancy(ds, r.data.offset)? >= fifo::size(ds, r.data.offset)?)
             };
-            let waits = matches!(outcome, Ok(o) if !o.tx_to_writer)
+            // Only with a reader: without one no dequeue notification can come.
+            let waits = r.reader.is_some()
+                && matches!(outcome, Ok(o) if !o.tx_to_writer)
                 && writer.want_deq_ntf().is_ok_and(|w| w != 0)
                 && full().unwrap_or(false);
             (outcome, waits)
@@ -650,6 +652,14 @@ mod tests {
             r.relay_tx(&relay).expect("relay"),
             "full, and asked: it waits"
         );
+        let no_reader = Relay {
+            reader: None,
+            ..relay
+        };
+        assert!(
+            !r.relay_tx(&no_reader).expect("relay"),
+            "no reader can answer: no wait to hurry"
+        );
         assert!(
             r.relay_rx(&relay).expect("relay"),
             "a notification while still full"
@@ -671,6 +681,16 @@ mod tests {
             r.mq_occupancy(relay.writer.worker),
             Some(1),
             "the writer's TX"
+        );
+        {
+            let seg = r.segments.get(&SegmentId(2)).expect("ct segment");
+            seg.atomic_u32(b + lf::WANT_DEQ_NTF)
+                .expect("B's signals")
+                .store(WANT_DEQ_NOTIF, sapi_shm::sync::Ordering::Release);
+        }
+        assert!(
+            !r.relay_tx(&relay).expect("relay"),
+            "asked, but 3 KiB of 4 are used: the writer has room"
         );
     }
 
