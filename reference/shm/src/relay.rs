@@ -69,6 +69,9 @@ pub struct RelayOutcome {
     /// Queue an RX for the reader, to be posted at delivery only if
     /// [`Signals::claim_rx`] on the reader's signals says so.
     pub rx_to_reader: bool,
+    /// The writer's dequeue-notification wish went to the reader, not answered at once: its
+    /// answer comes from the reader, if it waits for room now.
+    pub wish_passed_on: bool,
 }
 
 /// §8.3, a TX (or TX_FLUSH) from the writer: re-arm the writer's `has_event`, pass on its
@@ -104,6 +107,8 @@ pub fn relay_tx<W: Memory, R: Memory>(
             clear_bits(&reader, want)?;
             notify_writer(&writer)?;
             out.tx_to_writer = true;
+        } else {
+            out.wish_passed_on = true;
         }
     }
     Ok(out)
@@ -127,7 +132,7 @@ pub fn relay_rx<W: Memory, R: Memory>(
     notify_writer(&writer)?;
     Ok(RelayOutcome {
         tx_to_writer: true,
-        rx_to_reader: false,
+        ..RelayOutcome::default()
     })
 }
 

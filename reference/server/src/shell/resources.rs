@@ -393,14 +393,8 @@ impl Resources {
             let outcome = relay::relay_tx(writer, reader, || {
                 Ok(fifo::occupancy(ds, r.data.offset)? == 0)
             });
-            let full = || -> Result<bool, fifo::FifoError> {
-                Ok(fifo::occupancy(ds, r.data.offset)? >= fifo::size(ds, r.data.offset)?)
-            };
-            // Only with a reader: without one no dequeue notification can come.
-            let waits = r.reader.is_some()
-                && matches!(outcome, Ok(o) if !o.tx_to_writer)
-                && writer.want_deq_ntf().is_ok_and(|w| w != 0)
-                && full().unwrap_or(false);
+            let waits = matches!(outcome, Ok(o) if o.wish_passed_on)
+                && is_full(ds, r.data.offset).unwrap_or(false);
             (outcome, waits)
         };
         let outcome = match outcome {
@@ -444,7 +438,7 @@ impl Resources {
             relay::relay_rx(
                 Signals::new(ws, r.writer_signals.offset),
                 Signals::new(rs, r.reader_signals.offset),
-                || Ok(fifo::occupancy(ds, r.data.offset)? == fifo::size(ds, r.data.offset)?),
+                || is_full(ds, r.data.offset),
             )
         };
         match outcome {
@@ -552,6 +546,11 @@ fn with_first_alloc(seg: Segment, spec: &SegmentSpec) -> Result<Segment, Resourc
     Ok(seg)
 }
 
+/// Whether the fifo at `f` is full, as the server sees it between its two apps.
+fn is_full(seg: &Segment, f: u64) -> Result<bool, fifo::FifoError> {
+    Ok(fifo::occupancy(seg, f)? == fifo::size(seg, f)?)
+}
+
 #[cfg(test)]
 mod tests {
     use sapi_core::{AppIndex, IoPeer};
@@ -629,6 +628,13 @@ mod tests {
         use sapi_shm::memory::Memory;
 
         let (mut r, relay, a, b) = ct_pair(InjectedFaults::default());
+        // The writer asks to be told when there is room (its signals are B's header).
+        let ask_for_room = |r: &Resources| {
+            let seg = r.segments.get(&SegmentId(2)).expect("ct segment");
+            seg.atomic_u32(b + lf::WANT_DEQ_NTF)
+                .expect("B's signals")
+                .store(WANT_DEQ_NOTIF, sapi_shm::sync::Ordering::Release);
+        };
         assert!(
             !r.relay_tx(&relay).expect("relay"),
             "nothing asked, nothing full"
@@ -642,12 +648,7 @@ mod tests {
             !r.relay_tx(&relay).expect("relay"),
             "full, but the writer did not ask to be told"
         );
-        {
-            let seg = r.segments.get(&SegmentId(2)).expect("ct segment");
-            seg.atomic_u32(b + lf::WANT_DEQ_NTF)
-                .expect("B's signals")
-                .store(WANT_DEQ_NOTIF, sapi_shm::sync::Ordering::Release);
-        }
+        ask_for_room(&r);
         assert!(
             r.relay_tx(&relay).expect("relay"),
             "full, and asked: it waits"
@@ -682,12 +683,7 @@ mod tests {
             Some(1),
             "the writer's TX"
         );
-        {
-            let seg = r.segments.get(&SegmentId(2)).expect("ct segment");
-            seg.atomic_u32(b + lf::WANT_DEQ_NTF)
-                .expect("B's signals")
-                .store(WANT_DEQ_NOTIF, sapi_shm::sync::Ordering::Release);
-        }
+        ask_for_room(&r);
         assert!(
             !r.relay_tx(&relay).expect("relay"),
             "asked, but 3 KiB of 4 are used: the writer has room"
