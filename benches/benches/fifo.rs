@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use nix::sys::socket::SockType;
 use sapi_benches::buf::PageBuf;
-use sapi_benches::fifo_rig::{self, FifoRig};
+use sapi_benches::fifo_rig::{self, FifoRig, Pace};
 use sapi_benches::peer::Peer;
 use sapi_benches::{anchors, sys};
 
@@ -55,7 +55,12 @@ fn fifo_xproc(rig: &FifoRig, peer: &Peer, size: usize, delta: usize, iters: u64)
     src.fill_pattern();
     let start = Instant::now();
     peer.call(&[1, rig.fifo, size as u64, delta as u64, total], &[]);
-    fifo_rig::produce(&rig.seg, rig.fifo, size, delta, total, &mut src);
+    let pace = Pace {
+        window: size,
+        delta,
+        total,
+    };
+    fifo_rig::produce(&rig.seg, rig.fifo, pace, &mut src);
     peer.wait_done();
     start.elapsed()
 }

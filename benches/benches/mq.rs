@@ -18,21 +18,14 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use crossbeam_queue::ArrayQueue;
 use sapi_benches::{Backoff, sys, workloads};
 use sapi_shm::mq::{self, EventFdSignal, MqConsumer, MqError, MqProducer, PthreadSignal, Signal};
-use sapi_shm::segment::{Segment, SegmentLayout, app_segment_ssvm_size};
+use sapi_shm::segment::Segment;
 
 const DEPTH: u32 = 256;
 /// Most messages one batched call moves.
 const BATCH: usize = 64;
 
 fn segment() -> Segment {
-    Segment::create(
-        "bench-mq",
-        SegmentLayout {
-            ssvm_size: app_segment_ssvm_size(1 << 20),
-            n_slices: 1,
-        },
-    )
-    .expect("segment")
+    sapi_benches::app_segment("bench-mq", 1 << 20)
 }
 
 fn run_mq<S: Signal + Send>(

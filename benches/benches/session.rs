@@ -35,7 +35,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use nix::sys::socket::SockType;
 use sapi_app::{App, AppOptions, Proto, Session};
 use sapi_benches::buf::PageBuf;
-use sapi_benches::fifo_rig::{self, FifoRig};
+use sapi_benches::fifo_rig::{self, FifoRig, Pace};
 use sapi_benches::peer::Peer;
 use sapi_benches::server::BenchServer;
 use sapi_benches::stats::Latencies;
@@ -81,7 +81,12 @@ impl Rig {
         let total = Self::bytes(iters);
         let start = Instant::now();
         self.peer.call(&[1, rig.fifo, CHUNK as u64, 0, total], &[]);
-        fifo_rig::produce(&rig.seg, rig.fifo, CHUNK, 0, total, &mut self.src);
+        let pace = Pace {
+            window: CHUNK,
+            delta: 0,
+            total,
+        };
+        fifo_rig::produce(&rig.seg, rig.fifo, pace, &mut self.src);
         self.peer.wait_done();
         start.elapsed()
     }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use sapi_shm::fifo::{self, FifoConsumer, FifoError, FifoProducer};
 use sapi_shm::layout::fifo as l;
 use sapi_shm::memory::Memory;
-use sapi_shm::segment::{Segment, SegmentLayout, app_segment_ssvm_size};
+use sapi_shm::segment::Segment;
 use sapi_shm::sync::Ordering;
 
 use crate::Backoff;
@@ -33,6 +33,15 @@ pub enum Reader {
     Vpp,
 }
 
+/// How a loop moves its bytes: `total` bytes in windows of up to `window` bytes, the
+/// application buffer placed `delta` bytes (mod 4096) from the fifo bytes each window lands on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pace {
+    pub window: usize,
+    pub delta: usize,
+    pub total: u64,
+}
+
 /// A segment holding one fifo.
 #[derive(Debug)]
 pub struct FifoRig {
@@ -47,14 +56,7 @@ pub struct FifoRig {
 impl FifoRig {
     /// A fifo of `size` bytes in a fresh segment with room for it to grow and recycle.
     pub fn new(size: u32) -> Self {
-        let seg = Segment::create(
-            "bench-fifo",
-            SegmentLayout {
-                ssvm_size: app_segment_ssvm_size(4 * size as u64 + (16 << 20)),
-                n_slices: 1,
-            },
-        )
-        .expect("segment");
+        let seg = crate::app_segment("bench-fifo", 4 * size as u64 + (16 << 20));
         let fifo = fifo::create(seg.fifo_segment(), 0, size).expect("fifo");
         Self {
             seg,
@@ -168,9 +170,14 @@ impl Landed {
     }
 }
 
-/// Enqueues `total` bytes in writes of `write` bytes, each from an application buffer placed
-/// `delta` bytes (mod 4096) after the fifo bytes it lands on. Waits with [`Backoff`] when full.
-pub fn produce(seg: &Segment, f: u64, write: usize, delta: usize, total: u64, src: &mut PageBuf) {
+/// Enqueues as `pace` says, each write from an application buffer placed `delta` bytes
+/// (mod 4096) after the fifo bytes it lands on. Waits with [`Backoff`] when full.
+pub fn produce(seg: &Segment, f: u64, pace: Pace, src: &mut PageBuf) {
+    let Pace {
+        window: write,
+        delta,
+        total,
+    } = pace;
     let mut tx = FifoProducer::attach(seg, f).expect("producer");
     let mut left = total;
     let mut wait = Backoff::default();
@@ -203,16 +210,14 @@ pub fn produce(seg: &Segment, f: u64, write: usize, delta: usize, total: u64, sr
     }
 }
 
-/// Dequeues `total` bytes in reads of up to `read` bytes into an application buffer placed
-/// `delta` bytes (mod 4096) after the fifo bytes read. Waits with [`Backoff`] when empty.
-pub fn consume(
-    seg: &Segment,
-    f: u64,
-    reader: Reader,
-    (read, delta): (usize, usize),
-    total: u64,
-    dst: &mut PageBuf,
-) {
+/// Dequeues as `pace` says, with `reader`, into an application buffer placed `delta` bytes
+/// (mod 4096) after the fifo bytes read. Waits with [`Backoff`] when empty.
+pub fn consume(seg: &Segment, f: u64, reader: Reader, pace: Pace, dst: &mut PageBuf) {
+    let Pace {
+        window: read,
+        delta,
+        total,
+    } = pace;
     let rx = FifoConsumer::attach(seg, f).expect("consumer");
     // A reader that polls, so at a distance it may keep finished chunks (the segment has room).
     let mut rx = match reader {
@@ -293,9 +298,14 @@ pub fn duplex(
 /// `delta` apart: producer on the calling thread (pin it to CPU 0 first), consumer on a thread
 /// pinned to CPU 1. Returns the time from the first write to the last read.
 pub fn threads(rig: &FifoRig, size: usize, delta: usize, total: u64) -> Duration {
+    let pace = Pace {
+        window: size,
+        delta,
+        total,
+    };
     crate::time_pinned_pair(
         size,
-        |dst| consume(&rig.seg, rig.fifo, rig.reader, (size, delta), total, dst),
-        |src| produce(&rig.seg, rig.fifo, size, delta, total, src),
+        |dst| consume(&rig.seg, rig.fifo, rig.reader, pace, dst),
+        |src| produce(&rig.seg, rig.fifo, pace, src),
     )
 }

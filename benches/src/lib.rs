@@ -28,6 +28,20 @@ pub mod sys;
 pub mod wakeup;
 pub mod workloads;
 
+/// A single-slice application segment named `name` with room for `requested` bytes of
+/// fifos and queues, sized as the reference sizes an app's first segment.
+pub fn app_segment(name: &str, requested: u64) -> sapi_shm::segment::Segment {
+    use sapi_shm::segment::{Segment, SegmentLayout, app_segment_ssvm_size};
+    Segment::create(
+        name,
+        SegmentLayout {
+            ssvm_size: app_segment_ssvm_size(requested),
+            n_slices: 1,
+        },
+    )
+    .expect("segment")
+}
+
 /// Spin briefly, then give the processor away: the wait of every spinning side in these
 /// benches, subject and anchor alike, so that on a 2-core machine shared with builds a waiting
 /// thread does not starve the one it waits for.

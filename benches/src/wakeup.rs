@@ -13,7 +13,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use sapi_shm::mq::{self, EventFdSignal, MqConsumer, MqProducer, MqSpec, PthreadSignal};
-use sapi_shm::segment::{Segment, SegmentLayout, app_segment_ssvm_size};
+use sapi_shm::segment::Segment;
 
 use crate::sys;
 
@@ -32,14 +32,7 @@ pub struct WakeupRig {
 impl WakeupRig {
     /// Panics if the segment or its queues cannot be made: a bench has nothing to measure then.
     pub fn new() -> Self {
-        let seg = Segment::create(
-            "bench-wakeup",
-            SegmentLayout {
-                ssvm_size: app_segment_ssvm_size(1 << 20),
-                n_slices: 1,
-            },
-        )
-        .expect("segment");
+        let seg = crate::app_segment("bench-wakeup", 1 << 20);
         let ping = mq::create(&seg, &MqSpec::app_event_queue(0)).expect("mq");
         let pong = mq::create(&seg, &MqSpec::app_event_queue(0)).expect("mq");
         Self {

@@ -17,11 +17,11 @@ use sapi_core::{
 };
 use sapi_shm::fifo::{FifoConsumer, FifoProducer};
 use sapi_shm::mq::{self, EventFdSignal, MqConsumer, MqProducer, MqSpec, RingSpec};
-use sapi_shm::segment::{Segment, SegmentLayout, app_segment_ssvm_size};
+use sapi_shm::segment::Segment;
 use sapi_wire::{AppName, Attach, AttachReply, Direction, FdFlags, Message, Profile};
 
 use crate::buf::PageBuf;
-use crate::fifo_rig::{self, FifoRig};
+use crate::fifo_rig::{self, FifoRig, Pace};
 use crate::server::eventfd_app_options;
 use crate::sys;
 
@@ -133,14 +133,7 @@ fn with_bench_mq(
         &mut MqConsumer<'_, Segment, EventFdSignal<'_>>,
     ),
 ) {
-    let seg = Segment::create(
-        "icount-mq",
-        SegmentLayout {
-            ssvm_size: app_segment_ssvm_size(1 << 20),
-            n_slices: 1,
-        },
-    )
-    .expect("segment");
+    let seg = crate::app_segment("icount-mq", 1 << 20);
     let off = mq::create(&seg, &bench_mq_spec()).expect("mq");
     let efd = sys::eventfd(true);
     let mut tx = MqProducer::attach(&seg, off, EventFdSignal::new(efd.as_fd())).expect("tx");
@@ -189,15 +182,13 @@ pub fn fifo_copy(delta: usize, n: u64, slow: bool) {
     src.fill_pattern();
     let mut dst = PageBuf::for_windows(W);
     for _ in 0..n {
-        fifo_rig::produce(&rig.seg, rig.fifo, W, delta, W as u64, &mut src);
-        fifo_rig::consume(
-            &rig.seg,
-            rig.fifo,
-            rig.reader,
-            (W, delta),
-            W as u64,
-            &mut dst,
-        );
+        let pace = Pace {
+            window: W,
+            delta,
+            total: W as u64,
+        };
+        fifo_rig::produce(&rig.seg, rig.fifo, pace, &mut src);
+        fifo_rig::consume(&rig.seg, rig.fifo, rig.reader, pace, &mut dst);
         slow_tax(slow);
     }
 }

@@ -34,7 +34,7 @@ use clap::{Parser, Subcommand};
 
 use sapi_app::{App, AppOptions, Listener, Proto, Session, SessionState};
 use sapi_benches::buf::PageBuf;
-use sapi_benches::fifo_rig::Reader;
+use sapi_benches::fifo_rig::{Pace, Reader};
 use sapi_benches::{fifo_rig, streams, sys};
 use sapi_shm::segment::Segment;
 
@@ -174,14 +174,12 @@ fn main() {
             }
             &[1, fifo, read, delta, total] => {
                 let seg = seg.as_ref().expect("segment mapped first");
-                fifo_rig::consume(
-                    seg,
-                    fifo,
-                    Reader::AtADistance,
-                    (read as usize, delta as usize),
+                let pace = Pace {
+                    window: read as usize,
+                    delta: delta as usize,
                     total,
-                    &mut buf,
-                );
+                };
+                fifo_rig::consume(seg, fifo, Reader::AtADistance, pace, &mut buf);
                 sys::send_words(sock, &[total], &[]);
             }
             &[2, read, total] => {
