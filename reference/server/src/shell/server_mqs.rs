@@ -1,13 +1,15 @@
 //! The server mqs apps post into (`docs/sessions.md` §3.1, §3.3): one per server thread, in the
 //! VPP mqs segment, in mutex/condvar mode (apps attach them without an eventfd).
 //!
-//! Owns one waiter thread per mq and the consuming side. A waiter sleeps on the mq's shared
-//! condvar (an app broadcasts it when the queue goes from empty to non-empty), then wakes the
-//! epoll loop through an eventfd and waits until the loop releases it: an idle server with any
-//! number of apps uses no CPU, and the first message is picked up as soon as its producer's
-//! broadcast lands. While messages keep coming the loop polls the mqs itself and keeps the
-//! waiters off the condvars, so a busy app's broadcasts wake nobody and cost it no system call
-//! (VPP's main loop polls too). The epoll loop is the only consumer.
+//! Owns one waiter thread per mq and the consuming side. A waiter sleeps on the mq's shared condvar
+//! (an app broadcasts it when the queue goes from empty to non-empty), then wakes the epoll loop
+//! through an eventfd and waits until the loop releases it: an idle server with any number of apps
+//! uses no CPU, and the first message is picked up as soon as its producer's broadcast lands. While
+//! messages keep coming the loop polls the mqs itself and does not tell the waiters it has drained
+//! them, which keeps them off the condvars (a waiter looks at its mq again once per [`ACK_BOUND`],
+//! and sleeps on the condvar only if it finds the mq empty then), so a busy app's broadcasts wake
+//! nobody and cost it no system call (VPP's main loop polls too). The epoll loop is the only
+//! consumer.
 //!
 //! A waiter is a latency device, not what service depends on: an app can hold an mq's mutex
 //! forever, and a waiter woken from the condvar must take that mutex back before it can move
