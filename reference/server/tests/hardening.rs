@@ -433,6 +433,35 @@ fn an_app_holding_a_server_mq_mutex_forever_or_dying_with_it_stops_no_one_else()
     assert_eq!(server.await_fd_count(baseline), baseline);
 }
 
+#[test]
+fn a_server_stops_on_sigterm_while_an_app_holds_a_server_mq_mutex() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::sys::wait::{WaitStatus, waitpid};
+    let server = Server::start("stop-hostage", &[]);
+    let c = Client::connect(&server.socket_path());
+    c.send(&attach_msg("holder"));
+    let reply = c.recv();
+    let Message::AttachReply(r) = reply.msg else {
+        panic!()
+    };
+    let mqs = Segment::attach(reply.fds.into_iter().next().expect("mqs segment")).expect("map");
+    // From here on the server's waiter on that mq cannot come back from its condvar wait,
+    // which must take the mutex again (or cannot enter it, if it was between two waits).
+    let _holder = hold_mutex_forever(&mqs, r.vpp_ctrl_mq);
+    let pid = nix::unistd::Pid::from_raw(server.pid() as i32);
+    kill(pid, Signal::SIGTERM).expect("SIGTERM");
+    let (exited_tx, exited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = exited_tx.send(waitpid(pid, None));
+    });
+    // If it hangs, the holder (dropped first) lets go and `server`'s drop reaps it.
+    let status = exited
+        .recv_timeout(TIMEOUT)
+        .expect("the server exited although an app holds its mq's mutex");
+    assert!(matches!(status, Ok(WaitStatus::Exited(_, 0))), "{status:?}");
+    drop(c);
+}
+
 /// Offsets inside the app mq (from its start) for a queue of 128: see docs/shm.md §4.1.
 const N_RINGS: u64 = 0;
 const Q_TAIL: u64 = 8 + 92;

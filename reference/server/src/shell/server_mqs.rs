@@ -24,8 +24,9 @@ use std::cell::Cell;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use sapi_core::WarnBudget;
@@ -39,6 +40,10 @@ use tracing::warn;
 const WAIT_SLICE: Duration = Duration::from_millis(200);
 /// How long a waiter waits for the loop to drain before it looks again.
 const ACK_BOUND: Duration = Duration::from_secs(1);
+/// How long a stop waits for the waiters to return. A free waiter returns within a
+/// [`WAIT_SLICE`] of the stop; one still out after this is held by an app that keeps the mq's
+/// mutex (its condvar wait cannot end without it), and is left behind rather than waited for.
+const STOP_BOUND: Duration = Duration::from_secs(1);
 /// The longest the loop sleeps without looking at the mqs itself: bounds what a waiter held
 /// hostage by an app's mutex costs (ten lock-free looks a second cost an idle server nothing).
 pub const BACKSTOP: Duration = Duration::from_millis(100);
@@ -75,6 +80,9 @@ pub struct ServerMqs {
     warnings: Vec<WarnBudget>,
     /// Per mq: a broadcast to producers waiting for room that the loop could not make yet.
     owed: Vec<bool>,
+    /// Every waiter holds a clone of this sender until it returns: the channel disconnects
+    /// when the last one has, which is how a stop waits for them with a bound.
+    returned: (Option<mpsc::Sender<()>>, mpsc::Receiver<()>),
 }
 
 /// The loop's side of a server mq's signal: it never waits for the mutex. Any app can hold a
@@ -131,33 +139,42 @@ impl ServerMqs {
         let map = |fd: &OwnedFd| {
             Segment::attach(fd.try_clone()?).map_err(|e| std::io::Error::other(e.to_string()))
         };
-        let segment = map(fd)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut waiters = Vec::new();
+        let (returned_tx, returned_rx) = mpsc::channel();
+        // Built before the waiters, so that a failure half-way stops those already started.
+        let mut mqs = ServerMqs {
+            profile,
+            segment: map(fd)?,
+            warnings: vec![WarnBudget::default(); offsets.len()],
+            owed: vec![false; offsets.len()],
+            offsets: Vec::new(),
+            waiters: Vec::new(),
+            stop: Arc::new(AtomicBool::new(false)),
+            returned: (Some(returned_tx), returned_rx),
+        };
         for (thread, &offset) in offsets.iter().enumerate() {
             let wake = eventfd()?;
             let drained = Arc::new(eventfd()?);
             let seg = map(fd)?;
-            let (wake_w, drained_r, stop_r) =
-                (wake.try_clone()?, Arc::clone(&drained), Arc::clone(&stop));
+            let (wake_w, drained_r, stop_r) = (
+                wake.try_clone()?,
+                Arc::clone(&drained),
+                Arc::clone(&mqs.stop),
+            );
+            let returned = mqs.returned.0.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("sapi-mq-{thread}"))
-                .spawn(move || wait_loop(seg, offset, wake_w, drained_r, stop_r))?;
-            waiters.push(Waiter {
+                .spawn(move || {
+                    wait_loop(seg, offset, wake_w, drained_r, stop_r);
+                    drop(returned);
+                })?;
+            mqs.waiters.push(Waiter {
                 wake,
                 drained,
                 thread: Some(handle),
             });
         }
-        Ok(ServerMqs {
-            profile,
-            segment,
-            warnings: vec![WarnBudget::default(); offsets.len()],
-            owed: vec![false; offsets.len()],
-            offsets,
-            waiters,
-            stop,
-        })
+        mqs.offsets = offsets;
+        Ok(mqs)
     }
 
     /// The eventfd of thread `t`'s waiter, for the epoll set.
@@ -267,12 +284,39 @@ impl ServerMqs {
 }
 
 impl Drop for ServerMqs {
+    /// Stops the waiters, and waits up to [`STOP_BOUND`] for them to return: an app holding a
+    /// server mq's mutex must not be able to keep the server from stopping. A waiter it holds
+    /// is left behind with its mapping and eventfds, which it releases when the mutex comes
+    /// free (or the process ends).
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        for w in &mut self.waiters {
+        for w in &self.waiters {
             let _ = nix::unistd::write(w.drained.as_fd(), &1u64.to_ne_bytes());
-            if let Some(t) = w.thread.take() {
-                let _ = t.join();
+        }
+        drop(self.returned.0.take());
+        let deadline = Instant::now() + STOP_BOUND;
+        let all_returned = loop {
+            match self
+                .returned
+                .1
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Err(RecvTimeoutError::Disconnected) => break true,
+                Err(RecvTimeoutError::Timeout) => break false,
+                Ok(()) => {}
+            }
+        };
+        for (t, w) in self.waiters.iter_mut().enumerate() {
+            match w.thread.take() {
+                Some(h) if all_returned || h.is_finished() => {
+                    let _ = h.join();
+                }
+                Some(_) => warn!(
+                    thread = t,
+                    bound = ?STOP_BOUND,
+                    "a server mq's waiter did not return (an app holds the mq's mutex): left behind"
+                ),
+                None => {}
             }
         }
     }
