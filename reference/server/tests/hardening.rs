@@ -115,6 +115,49 @@ fn out_of_fds_answers_seg_create_or_eventfd_alloc_and_recovers() {
     let (_c, _f) = attach_ok(&server, "after-the-limit");
 }
 
+/// The fd numbers open in process `pid`.
+fn open_fds(pid: u32) -> std::collections::BTreeSet<u64> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fd dir")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn out_of_fds_an_admin_connection_is_shed_not_left_pending() {
+    use std::io::Read;
+    let server = Server::start("nofile-admin", &[]);
+    let baseline = server.fd_count();
+    // The limit bounds fd numbers: first fill the holes below the highest open fd with app
+    // connections (the kernel hands out the lowest free number), then set the limit just above
+    // it, so that every number below the limit is in use.
+    let open = open_fds(server.pid());
+    let highest = open.last().copied().expect("some fd");
+    let holes = (highest + 1) as usize - open.len();
+    let fillers: Vec<Client> = (0..holes)
+        .map(|_| Client::connect(&server.socket_path()))
+        .collect();
+    let _ = server.show();
+    let open = open_fds(server.pid());
+    let highest = open.last().copied().expect("some fd");
+    assert_eq!(open.len() as u64, highest + 1, "holes left: {open:?}");
+    prlimit(server.pid(), libc::RLIMIT_NOFILE, highest + 1);
+    // The admin connection cannot be accepted. Left pending, it would keep the
+    // level-triggered admin socket readable, and the loop would spin on it.
+    let path = sapi_reference::shell::admin::admin_socket_path(&server.dir);
+    let mut admin = std::os::unix::net::UnixStream::connect(path).expect("connect");
+    admin.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    let mut got = Vec::new();
+    admin
+        .read_to_end(&mut got)
+        .expect("the server closed the connection it could not serve");
+    assert!(got.is_empty(), "{got:?}");
+    prlimit(server.pid(), libc::RLIMIT_NOFILE, 65_536);
+    drop(fillers);
+    assert_eq!(server.await_fd_count(baseline), baseline, "nothing leaked");
+}
+
 /// 16 MiB is not the size a fresh server's pool holds (SEGMENT_SIZE 0's), so that ATTACH creates
 /// its memfd on demand; SEGMENT_SIZE 0 takes a prepared one, which needs no fd on the way.
 #[rstest]

@@ -127,6 +127,9 @@ pub enum ServeError {
     /// The VPP mqs segment could not be created.
     #[error("cannot create the VPP mqs segment: {0}")]
     MqsSegment(String),
+    /// The admin socket could not be created (another server may be using it).
+    #[error("admin socket: {0}")]
+    AdminSocket(#[from] sock::ListenError),
 }
 
 // epoll tokens: the kind in the top byte, the payload below.
@@ -237,17 +240,7 @@ impl Shell {
         });
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(sys("epoll_create"))?;
         let admin_path = admin_socket_path(&cfg.runtime_dir);
-        let _ = std::fs::remove_file(&admin_path);
-        let admin = UnixListener::bind(&admin_path).map_err(|source| ServeError::Io {
-            what: format!("bind {}", admin_path.display()),
-            source,
-        })?;
-        admin
-            .set_nonblocking(true)
-            .map_err(|source| ServeError::Io {
-                what: "admin socket".into(),
-                source,
-            })?;
+        let admin = sock::listen_admin(&admin_path)?;
         epoll
             .add(&admin, EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_ADMIN))
             .map_err(sys("epoll add admin"))?;
@@ -724,16 +717,30 @@ impl Shell {
     /// sees EOF), then take the spare again (or on a later pass, if the limit still forbids).
     /// Returns whether a connection was shed.
     fn shed_connection(&mut self, ns: NsIndex) -> bool {
-        self.spare_fd = None;
-        let shed = self
-            .listeners
-            .get(&ns)
-            .is_some_and(|l| sock::accept(l.fd.as_fd()).is_ok());
+        let shed = self.with_spare_fd_free(|s| {
+            s.listeners
+                .get(&ns)
+                .is_some_and(|l| sock::accept(l.fd.as_fd()).is_ok())
+        });
         if shed {
             warn!(ns = ns.0, "out of file descriptors: refused a connection");
         }
-        self.spare_fd = open_spare_fd();
         shed
+    }
+
+    /// [`Shell::shed_connection`] for the admin socket.
+    fn shed_admin_connection(&mut self) {
+        if self.with_spare_fd_free(|s| s.admin.accept().is_ok()) {
+            warn!("out of file descriptors: refused an admin connection");
+        }
+    }
+
+    /// Runs `f` with the spare fd closed, then takes the spare again.
+    fn with_spare_fd_free<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        self.spare_fd = None;
+        let out = f(self);
+        self.spare_fd = open_spare_fd();
+        out
     }
 
     fn on_client_ready(&mut self, sock: SocketId, events: EpollFlags) {
@@ -784,19 +791,26 @@ impl Shell {
     }
 
     fn on_admin_ready(&mut self) {
-        let Ok((mut stream, _)) = self.admin.accept() else {
-            return;
+        let deadline = Instant::now() + admin::ADMIN_EXCHANGE_BOUND;
+        let mut stream = match self.admin.accept() {
+            Ok((stream, _)) => stream,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                self.shed_admin_connection();
+                return;
+            }
+            Err(_) => return,
         };
-        let _ = stream.set_nonblocking(false);
-        let request = match admin::read_request(&mut stream) {
+        let request = match admin::read_request(&mut stream, deadline) {
             Ok(r) => r,
             Err(e) => {
-                let _ = admin::write_answer(&mut stream, Err(&e.to_string()));
+                let by = Instant::now() + admin::ADMIN_REFUSAL_BOUND;
+                let _ = admin::write_answer(&mut stream, Err(&e.to_string()), by);
                 return;
             }
         };
         let answer = self.answer_admin(&request);
-        let _ = admin::write_answer(&mut stream, answer.as_deref().map_err(String::as_str));
+        let answer = answer.as_deref().map_err(String::as_str);
+        let _ = admin::write_answer(&mut stream, answer, deadline);
     }
 
     fn answer_admin(&mut self, request: &AdminRequest) -> Result<String, String> {

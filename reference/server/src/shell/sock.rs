@@ -150,6 +150,34 @@ pub fn listen_seqpacket(name: &SocketName) -> Result<OwnedFd, ListenError> {
     Ok(fd)
 }
 
+/// Creates the admin socket at `path`: a non-blocking `SOCK_STREAM` listener, after the same
+/// stale-socket probe as a namespace's (so a second server on the same runtime directory is
+/// refused instead of taking a live server's admin socket away), mode 0600 before it listens
+/// (the admin socket adds namespaces and segments: its owner's alone).
+pub fn listen_admin(path: &Path) -> Result<std::os::unix::net::UnixListener, ListenError> {
+    let shown = path.display().to_string();
+    clear_stale(path)?;
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )
+    .map_err(sys("socket", &shown))?;
+    let addr = UnixAddr::new(path).map_err(sys("address", &shown))?;
+    bind(fd.as_raw_fd(), &addr).map_err(sys("bind", &shown))?;
+    // Nobody can connect before `listen`, so the mode holds from the first connection on.
+    nix::sys::stat::fchmodat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        Mode::from_bits_truncate(0o600),
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )
+    .map_err(sys("chmod", &shown))?;
+    listen(&fd, Backlog::new(16).unwrap_or(Backlog::MAXCONN)).map_err(sys("listen", &shown))?;
+    Ok(fd.into())
+}
+
 /// Accepts one connection (non-blocking, close-on-exec) and reads its peer's credentials.
 pub fn accept(listener: BorrowedFd<'_>) -> Result<(OwnedFd, PeerCred), Errno> {
     let fd = accept4(listener, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC)?;
