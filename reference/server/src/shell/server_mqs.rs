@@ -6,7 +6,7 @@
 //! through an eventfd and waits until the loop releases it: an idle server with any number of apps
 //! uses no CPU, and the first message is picked up as soon as its producer's broadcast lands. While
 //! messages keep coming the loop polls the mqs itself and does not tell the waiters it has drained
-//! them, which keeps them off the condvars (a waiter looks at its mq again once per [`ACK_BOUND`],
+//! them, which keeps them off the condvars (a waiter looks at its mq again once per `ACK_BOUND`,
 //! and sleeps on the condvar only if it finds the mq empty then), so a busy app's broadcasts wake
 //! nobody and cost it no system call (VPP's main loop polls too). The epoll loop is the only
 //! consumer.
@@ -284,7 +284,7 @@ impl ServerMqs {
 }
 
 impl Drop for ServerMqs {
-    /// Stops the waiters, and waits up to [`STOP_BOUND`] for them to return: an app holding a
+    /// Stops the waiters, and waits up to `STOP_BOUND` for them to return: an app holding a
     /// server mq's mutex must not be able to keep the server from stopping. A waiter it holds
     /// is left behind with its mapping and eventfds, which it releases when the mutex comes
     /// free (or the process ends).
