@@ -5,6 +5,10 @@
 //! Subcommands: `client attach|worker|show-segments` (debugging client, crash-test child) and a
 //! hidden `reference …` that runs the reference's CLI — how the embedded target is started as a
 //! child process of this binary.
+//!
+//! Must never: run the reference in the process that runs the scenarios (the hidden `reference`
+//! subcommand is only the child the embedded target starts), or exit 0 when the gate failed or a
+//! report asked for could not be written.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,5 +1,9 @@
 //! The summary a person reads at the end of a run: one row per scenario, then the evidence of
 //! every non-passing one, then the totals line.
+//!
+//! Must never: shorten or leave out the evidence of a non-passing scenario (each line is printed as
+//! it is), or judge anything itself: the statuses, the totals and PASSED/FAILED all come from the
+//! [`Report`].
 
 use std::fmt::Write;
 

@@ -1,6 +1,10 @@
 //! ATTACH (`docs/protocol.md` §3.1–§3.2, §4, §5.3, §6.1; `docs/shm.md` §2–§4): the reply's bytes
 //! and fds, the segments and message queues they lead to, option variants, names, and the error
 //! cases.
+//!
+//! Must never: map a segment the target sent writable (every one is opened read-only: checking a
+//! reply must not change what the target reads), or index the fds of a reply beyond those that
+//! arrived.
 
 use std::os::fd::AsFd;
 

@@ -1,5 +1,9 @@
 //! ADD_DEL_CERT_KEY (`docs/protocol.md` §3.6–§3.7, §6.3; `docs/vpp-26.10.md` §4): add with
 //! its data datagram, oversize and short data, deletes. The seed has no cert-key messages.
+//!
+//! Must never: run against a seed target (every scenario starts with a skip there: the seed has no
+//! types 6 and 7), or delete a pair another scenario added: a delete names its own add, the
+//! preallocated pair 0, or an index (0xfffff0) no run comes near.
 
 use super::{Check, Ctx, Scenario, ScenarioError, skip};
 use crate::client::Exchange;

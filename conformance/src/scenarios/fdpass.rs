@@ -1,6 +1,10 @@
 //! Fd passing (`docs/protocol.md` §5, §8.6; `docs/shm.md` §6.3, §6.5): SEND_FDS with one memfd
 //! arrives before the APP_ADD_SEGMENT event is visible in the app mq; a client with too little
 //! control space sees `MSG_CTRUNC`; fds sent by a client are not taken by the server.
+//!
+//! Must never: consume or change the app mq it checks (the segment is mapped read-only and the
+//! event only peeked), or read a field of an element the target wrote without a bounds check
+//! (`get`, never indexing).
 
 use std::os::fd::AsFd;
 use std::time::Duration;

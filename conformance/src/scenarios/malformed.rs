@@ -6,6 +6,9 @@
 //!
 //! Every scenario here may crash a server, so every one runs alone: when the target goes down,
 //! the runner blames exactly the input that did it.
+//!
+//! Must never: run beside another scenario (all are exclusive), or take a missing reply on trust:
+//! where a row wants no reply, a barrier ATTACH on the same socket must be the next thing answered.
 
 use super::{Check, Ctx, Scenario, ScenarioError, wait_app_gone, wait_eof};
 use crate::client::{Conn, DEFAULT_MAX_FDS};

@@ -2,6 +2,9 @@
 //! its index, deleting it closes its listener and every client socket of it (EOF) and leaves the
 //! other namespaces serving. Needs namespace add/delete triggers (built in for the embedded
 //! reference; `--ns-add-cmd`/`--ns-del-cmd` otherwise).
+//!
+//! Must never: add or delete a namespace not its own: each scenario adds one named
+//! `conf<pid><tag>`, unique to the run and the scenario, and deletes only that one.
 
 use super::{Check, Ctx, Scenario, ScenarioError, skip, wait_eof};
 use crate::client::Conn;

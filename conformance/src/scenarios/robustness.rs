@@ -3,6 +3,10 @@
 //! The runner's liveness check after every scenario is what turns a crash into "target died
 //! during `<scenario>`"; these scenarios add the inputs and their own follow-up attach, and each
 //! runs alone so that the blame is exact.
+//!
+//! Must never: run beside another scenario, or wait on time for an event: the one timed pause is a
+//! measurement window, opened only after a follow-up ATTACH's round trip showed the server had
+//! taken up every close.
 
 use super::{Check, Ctx, Scenario, ScenarioError};
 use crate::wire::{AttachRequest, app_flag, encode_cert_key, opt};

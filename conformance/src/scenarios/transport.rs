@@ -1,5 +1,9 @@
 //! Transport (`docs/protocol.md` §1): the socket exists, is SEQPACKET with mode 0775, refuses
 //! stream and datagram clients, and an abstract-name namespace is reachable.
+//!
+//! Must never: follow a symlink at the target path (`symlink_metadata`: the socket file itself must
+//! be a socket with mode 0775), or leave behind the namespace it adds for the abstract name: its
+//! delete runs whatever the ATTACH did.
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 

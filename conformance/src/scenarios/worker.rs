@@ -1,6 +1,10 @@
 //! Workers (`docs/protocol.md` §3.3–§3.4, §6.2, §8.2–§8.5; `docs/vpp-26.10.md` §3): adds on new
 //! sockets with their own segment and mq, deletes that close the worker's socket without a reply
 //! (HEAD), bad indices, and the app surviving the close of worker 0.
+//!
+//! Must never: take a missing reply on trust: a HEAD worker DEL is judged by the next thing on its
+//! socket (EOF for a live worker, the reply to a barrier ATTACH for an unknown one), never by
+//! waiting for silence.
 
 use std::collections::HashSet;
 

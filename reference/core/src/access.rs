@@ -2,6 +2,9 @@
 //!
 //! Owns the peer credentials the kernel reports (`SO_PEERCRED`) and the opt-in access policy; VPP
 //! itself lets anyone who can open the socket file in.
+//!
+//! Must never: ask the kernel for credentials (the shell reads `SO_PEERCRED` and hands them in), or
+//! refuse a peer when neither list is set: the policy is opt-in, as VPP checks nothing.
 
 /// The credentials of a socket's peer as the kernel reported them (`SO_PEERCRED`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]

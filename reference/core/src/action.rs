@@ -11,6 +11,10 @@
 //! as VPP's main thread does its work under the barrier. The core relies on it: a worker whose
 //! resources are being created is not yet bound to its socket. Send failures are reported after
 //! the batch ([`Input::SendFailed`](crate::Input::SendFailed)), so no action of a batch meets a worker its own batch freed.
+//!
+//! Must never: carry a file descriptor, a pointer or a clock reading: an action names what it acts
+//! on by the core's ids ([`SegmentId`], [`WorkerKey`], [`FdRef`]) and segment-relative offsets, and
+//! a deadline as a [`Duration`] from now, so a simulation can perform the same actions.
 
 use std::time::Duration;
 

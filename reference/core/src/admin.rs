@@ -1,4 +1,7 @@
 //! The admin commands (the admin socket, or the command line at start-up) and their answers.
+//!
+//! Must never: carry out a command or choose its error (that is `server::admin`'s): this is only
+//! the vocabulary the admin socket's JSON, the start-up command line and the core share.
 
 use crate::snapshot::Snapshot;
 

@@ -1,4 +1,7 @@
 //! The server's static configuration and the limits it applies to what apps ask for.
+//!
+//! Must never: change while a server runs: `Server::new` takes the `Config` by value and hands out
+//! only `&Config`, so every app is judged by the same limits from start to end.
 
 use std::path::PathBuf;
 use std::time::Duration;

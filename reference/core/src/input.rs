@@ -1,5 +1,9 @@
 //! What the shell tells the core: the kernel's news (a connection, a datagram, a close, a failed
 //! send, a deadline) and the outcome of each resource the core asked for.
+//!
+//! Must never: carry a file descriptor, a clock reading or a view of shared memory: a socket is its
+//! [`SocketId`], a deadline arrives as [`Input::DeadlineExpired`], and what an app posted into an
+//! mq arrives decoded ([`CtrlMessage`], [`IoEvent`]).
 
 use sapi_wire::ctrl::{CtrlMessage, IoEvent};
 

@@ -1,5 +1,8 @@
 //! Where a namespace's listener lives: a filesystem path or an abstract name, parsed with VPP's
 //! limits (`docs/protocol.md` §1.2).
+//!
+//! Must never: touch the filesystem or a socket: it only parses a name; binding, unlinking and
+//! creating directories are the shell's, on `Action::Listen`.
 
 use std::path::PathBuf;
 

@@ -2,6 +2,11 @@
 //! wrote), and allocating inside it. One type for all of it, so every layer above (allocator,
 //! fifo, mq) reports a segment problem the same way; it lives apart from [`crate::segment`] so
 //! that the allocator, which the segment uses, need not import the segment back.
+//!
+//! Must never: lose the offending value (each variant carries the errno and call, the sizes, the
+//! offset or the index that was wrong, unless its name already says it, as `ZeroSize` does), or
+//! depend on a room above [`crate::memory`]: it imports only [`OutOfBounds`], so every layer can
+//! return it.
 
 use crate::memory::OutOfBounds;
 

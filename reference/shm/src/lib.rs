@@ -18,6 +18,11 @@
 //!
 //! The mq, fifo and allocator algorithms are generic over [`memory::Memory`], so the exact
 //! code run over mapped segments is the code the `sapi-loom` models check over heap memory.
+//!
+//! Must never: know what a message or a byte means (`sapi-wire` is only a dev-dependency: an mq
+//! moves opaque elements, a fifo opaque bytes), or trust anything found in a segment: a peer can
+//! write it, so each offset, index and length read there is checked before it is used (a typed
+//! error, never a fault).
 
 pub mod alloc;
 pub mod copy;

@@ -4,6 +4,9 @@
 //! Flag sets keep unknown bits, as a decode does: a fuzzer must be able to build every value a
 //! peer can send. A name is read the way VPP reads the 64-byte field, so every generated
 //! [`AppName`] is one a datagram could carry.
+//!
+//! Must never: build a value a decode could not return, or miss one it could: a name goes through
+//! the decoder's own [`AppName::from_wire`], and flag sets take any bits.
 
 use arbitrary::{Arbitrary, Result, Unstructured};
 

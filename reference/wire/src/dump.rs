@@ -1,5 +1,9 @@
 //! A readable, field-by-field dump of a message as it sits in its datagram: dgram offset, size,
 //! field name, value. Used for `insta` snapshots and as evidence in reports.
+//!
+//! Must never: put a peer's bytes into the text unescaped: the app name goes through
+//! `escape_ascii`, every other value is a number or a static name, so no name can forge a row of a
+//! dump or of a report quoting it.
 
 use std::fmt::Write as _;
 

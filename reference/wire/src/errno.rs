@@ -19,6 +19,9 @@
 //! | `Syscall` | −11 | SYSCALL_ERROR_1 | what namespace socket creation returned then (§1.2 rule 9) |
 //!
 //! Because three errors share −1 at the seed, [`SapiError::from_retval`]`(-1, Seed)` is `Unknown`.
+//!
+//! Must never: guess a name: a retval outside the tables gets `None`, not the nearest error, and no
+//! `i32` makes a lookup panic (`i32::MIN`, which has no negation, gets `None` too).
 
 use super::Profile;
 

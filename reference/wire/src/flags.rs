@@ -3,6 +3,9 @@
 //!
 //! Both keep unknown bits (`from_bits_retain`): a newer or broken peer's bits must survive a decode
 //! and re-encode unchanged so a checker can report them.
+//!
+//! Must never: hide a bit it does not know: `describe` lists the unknown rest as `unknown 0x…`, and
+//! nothing here clears one (the decoders build both sets with `from_bits_retain`).
 
 use bitflags::bitflags;
 

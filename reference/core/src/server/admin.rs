@@ -1,4 +1,8 @@
 //! The admin commands: namespaces (and their listeners), segment add and delete.
+//!
+//! Must never: delete namespace 0 (`default`) or a worker's first segment (it holds the event
+//! queue), act on a worker still being created, or post APP_ADD_SEGMENT before the SEND_FDS that
+//! carries the segment's fd.
 
 use sapi_wire::{Message, OptionIndex};
 use tracing::info;

@@ -1,5 +1,9 @@
 //! ATTACH: validating the options, allocating the app, its first worker and segment, and
 //! answering once the shell has created them (`docs/protocol.md` §3.1, §3.2, §6.1).
+//!
+//! Must never: send a successful reply, or bind a worker to its socket, before the shell has
+//! reported its resources created; nor leave anything of a failed ATTACH or worker add behind (its
+//! segment and eventfd are freed with it), except under the injected `keep-failed-attach` fault.
 
 use std::collections::BTreeMap;
 

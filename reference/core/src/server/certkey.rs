@@ -1,5 +1,9 @@
 //! ADD_DEL_CERT_KEY: the request, its data datagram and its deadline (`docs/protocol.md` §3.6,
 //! §3.7, §6.3).
+//!
+//! Must never: store data whose length differs from the announced `certkey_len`, delete pair 0, or
+//! leave an add without a deadline: its data datagram arrives within [`CERTKEY_DATA_TIMEOUT`] or
+//! the add is refused with INVALID.
 
 use sapi_wire::{AddDelCertKey, AddDelCertKeyReply, Message, SapiError};
 use tracing::info;

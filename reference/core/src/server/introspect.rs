@@ -1,4 +1,7 @@
 //! What the server shows about itself: the `show` snapshot, counts and lookups for tests.
+//!
+//! Must never: change the server (everything here takes `&self`, so looking cannot alter what it
+//! does next), or show a cert-key pair's bytes: `show` lists only their indices.
 
 use sapi_wire::AppName;
 

@@ -1,5 +1,9 @@
 //! Sockets as the core sees them: accepting, closing, failed sends, and routing each datagram
 //! to the request it carries.
+//!
+//! Must never: let in a peer the access policy refuses, decode more than a request datagram's first
+//! `MSG_LEN` bytes, or act on a message an app may not send: it is ignored, and logged within the
+//! peer's `WarnBudget`.
 
 use sapi_wire::{
     AppOptionFlags, DecodeError, Direction, MSG_LEN, Message, OptionIndex, Profile, SapiError,

@@ -1,5 +1,9 @@
 //! ADD_DEL_WORKER and the teardown of workers and apps (`docs/protocol.md` §3.3, §3.4, §6.2,
 //! §8.3–§8.5).
+//!
+//! Must never: free a worker's segments before its sessions are detached (C's shadow headers live
+//! in them), delete a worker still being created, or close a socket another worker still uses
+//! (outside the injected `strand-shared-socket-worker` fault).
 
 use sapi_wire::{AddDelWorker, AddDelWorkerReply, Message, Profile, SapiError};
 use tracing::{info, warn};

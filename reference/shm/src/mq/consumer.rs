@@ -1,5 +1,9 @@
 //! The consuming side of an mq (`docs/shm.md` §4.2, single consumer): take a handle, copy the
 //! body out, free the element, wake a producer waiting for room.
+//!
+//! Must never: free an element out of ring order (a handle that is not its ring's oldest gets
+//! [`MqError::OutOfOrderFree`] and nothing is freed, in a batch too), or copy out more than one
+//! element's bytes.
 
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,10 @@
 //! The producing side of an mq (`docs/shm.md` §4.2): reserve a ring element, write the body,
 //! publish the handle, wake the consumer on empty → non-empty.
+//!
+//! Must never: make a message visible before its body and handle are written (the queue's `cursize`
+//! is raised, with release, only after both), overwrite an element or handle slot the consumer has
+//! not freed (room is read with acquire first), or write a body into an element shorter than it
+//! ([`MqError::TooLarge`]).
 
 use std::time::Duration;
 

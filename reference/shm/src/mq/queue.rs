@@ -1,5 +1,10 @@
 //! The mq image (`docs/shm.md` §4.1): the geometry a producer and a consumer agree on, its
 //! validation when attaching, the message handle, and creating a fresh image in a segment.
+//!
+//! Must never: accept an image whose handle array or rings reach outside the memory, or re-read the
+//! geometry after attaching: [`MqGeometry`] keeps private copies, so a peer that rewrites
+//! `maxsize`, `n_rings`, `nitems` or `elsize` later cannot widen a bound an index is checked
+//! against.
 
 use crate::alloc::FifoSegmentView;
 use crate::error::SegmentError;

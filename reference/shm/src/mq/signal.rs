@@ -1,6 +1,11 @@
 //! How the two sides of an mq lock and wake each other (`docs/shm.md` §4.2): the [`Signal`]
 //! trait and its two real modes, an eventfd ([`EventFdSignal`]) and the process-shared robust
 //! mutex and condvar ([`PthreadSignal`]).
+//!
+//! Must never: read the eventfd's counter to wait (a waiter sleeps on an edge-triggered epoll
+//! instance of its own, so it cannot swallow a wake-up meant for the other side), or sleep on the
+//! condvar or the epoll instance without checking `ready()` first: every wait checks it before each
+//! such sleep, so a wake-up is only a hint.
 
 use std::cell::OnceCell;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};

@@ -2,6 +2,9 @@
 //! (feature `arbitrary`): an [`AppAddSegment`] name is at most 127 bytes with no NUL, read the
 //! way a decode reads the 128-byte field, so every generated value encodes and decodes back to
 //! itself.
+//!
+//! Must never: generate a name a decode would read back differently (longer than `NAME_MAX_LEN` or
+//! holding a NUL): a round-trip target that fails must have found a codec bug, not a generator one.
 
 use arbitrary::{Arbitrary, Result, Unstructured};
 

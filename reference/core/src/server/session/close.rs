@@ -1,5 +1,9 @@
 //! Teardown (`docs/sessions.md` §9): DISCONNECT, TERMINATE, the passive side's replies,
 //! CLEANUP, the release of fifos and ct segments, and what a detaching worker leaves behind.
+//!
+//! Must never: act on a DISCONNECT, TERMINATE or close reply from any app but the session's own or
+//! through another thread's mq, tell a session twice that its peer closed, or free a pair's fifos
+//! or a ct segment while a session of either side can still use them.
 
 use sapi_wire::ctrl::{
     AppDelSegment, Cleanup, CleanupType, CtrlMessage, SessionHandleMsg, SessionHandleReply,

@@ -1,4 +1,8 @@
 //! LISTEN and UNLISTEN (`docs/sessions.md` §5.2–§5.5, §6): the namespace's local table.
+//!
+//! Must never: let an app listen on, or unlisten, another app's listener (ALREADY_LISTENING,
+//! OWNER), open a listener other than a local one (an unspecified or loopback address, with
+//! `USE_LOCAL_SCOPE`), or close a listener's live pairs when it goes (§9.8).
 
 use sapi_wire::AppOptionFlags;
 use sapi_wire::ctrl::{Bound, CtrlMessage, Listen, Unlisten, UnlistenReply};

@@ -1,6 +1,10 @@
 //! What apps post into the server mqs (`docs/sessions.md` §3.3): dispatch of control messages by
 //! type (only the types an app may send; everything else is ignored, Appendix A), and the io
 //! events the server relays between the two apps of a pair (§8.3, §8.5).
+//!
+//! Must never: act on a type an app may not post, or on a ctrl-mq message (LISTEN, UNLISTEN,
+//! CONNECT, APP_DETACH) that came through an mq above the ctrl mq's thread (both are ignored), or
+//! name the other app of a pair in a relay before its session is `Ready` (its app knows it).
 
 use sapi_wire::ctrl::{CtrlMessage, IoEvent, IoEventType, TransportAttr, TransportAttrReply};
 use tracing::debug;
