@@ -320,6 +320,20 @@ pub fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> Result<bool, Clie
 /// One non-blocking `recvmsg` with a control buffer for `max_fds` fds. Fds that did arrive are
 /// always wrapped (and so closed on drop), also when the control message was truncated.
 pub fn recvmsg_fds(fd: BorrowedFd<'_>, max_fds: usize) -> Result<Recv, ClientError> {
+    recvmsg_fds_with(fd, max_fds, 0)
+}
+
+/// [`recvmsg_fds`] with `MSG_PEEK`: the datagram stays queued, and the fds are duplicates the
+/// kernel installed for the peek (wrapped and closed on drop like any other).
+pub fn peekmsg_fds(fd: BorrowedFd<'_>, max_fds: usize) -> Result<Recv, ClientError> {
+    recvmsg_fds_with(fd, max_fds, libc::MSG_PEEK)
+}
+
+fn recvmsg_fds_with(
+    fd: BorrowedFd<'_>,
+    max_fds: usize,
+    flags: libc::c_int,
+) -> Result<Recv, ClientError> {
     let mut buf = vec![0u8; RECV_BUF];
     // CMSG_LEN, not CMSG_SPACE: the kernel fits (controllen − header) / 4 fds, so this is room for
     // exactly `max_fds` (CMSG_SPACE would round up to an even count).
@@ -349,7 +363,7 @@ pub fn recvmsg_fds(fd: BorrowedFd<'_>, max_fds: usize) -> Result<Recv, ClientErr
             libc::recvmsg(
                 fd.as_raw_fd(),
                 &mut mh,
-                libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC,
+                libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC | flags,
             )
         };
         if r >= 0 {

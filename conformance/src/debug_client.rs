@@ -15,7 +15,7 @@
 
 use std::fmt;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 use crate::client::{ClientError, Conn, Endpoint, Exchange, wait_readable};
@@ -169,31 +169,21 @@ fn hold(out: &mut impl Write, line: &HoldLine) -> Result<(), DebugClientError> {
 /// Peeks at a queued reply without consuming it: its bytes, and duplicates of its fds (the
 /// kernel clones in-flight fds for a `MSG_PEEK`; the originals stay queued on the socket).
 fn peek_reply(conn: &Conn) -> Result<(Vec<u8>, Vec<OwnedFd>), DebugClientError> {
-    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
     if !wait_readable(conn.as_fd(), conn.timeout)? {
         return Err(DebugClientError::Protocol("no reply to peek at".into()));
     }
-    let mut buf = [0u8; wire::MSG_LEN];
-    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; crate::client::DEFAULT_MAX_FDS]);
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let msg = recvmsg::<()>(
-        conn.as_fd().as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .map_err(|errno| DebugClientError::Protocol(format!("recvmsg MSG_PEEK: {errno}")))?;
-    let n = msg.bytes;
-    let mut fds = Vec::new();
-    if let Ok(cmsgs) = msg.cmsgs() {
-        for c in cmsgs {
-            if let ControlMessageOwned::ScmRights(raw) = c {
-                // SAFETY: the kernel just installed these fds in this process for us alone.
-                fds.extend(raw.into_iter().map(|r| unsafe { OwnedFd::from_raw_fd(r) }));
-            }
+    match crate::client::peekmsg_fds(conn.as_fd(), crate::client::DEFAULT_MAX_FDS)? {
+        crate::client::Recv::Msg(mut m) => {
+            m.bytes.truncate(wire::MSG_LEN);
+            Ok((m.bytes, m.fds))
         }
+        crate::client::Recv::Eof => Err(DebugClientError::Protocol(
+            "the target closed the socket instead of replying".into(),
+        )),
+        crate::client::Recv::Timeout => Err(DebugClientError::Protocol(
+            "the reply went away before it could be peeked at".into(),
+        )),
     }
-    Ok((buf[..n.min(buf.len())].to_vec(), fds))
 }
 
 /// `client attach`: attach, print the reply and fds decoded; optionally hold.

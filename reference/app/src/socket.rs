@@ -7,7 +7,7 @@
 //! Must never: block without a bound, or leak an fd the kernel handed over (every fd received
 //! is an [`OwnedFd`] at once, even when the datagram turns out to be wrong).
 
-use std::io::{IoSlice, IoSliceMut};
+use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{
-    AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType, UnixAddr, connect, recvmsg,
-    sendmsg, socket,
+    AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr, connect, sendmsg, socket,
 };
 use sapi_wire::MSG_LEN;
 
@@ -121,15 +120,8 @@ impl AppSocket {
         // One byte more than a message: a longer datagram shows as such instead of being cut
         // to 209 silently.
         let mut buf = [0u8; MSG_LEN + 1];
-        let mut cmsg = nix::cmsg_space!([RawFd; MAX_FDS]);
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        let msg = match recvmsg::<()>(
-            self.fd.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg),
-            MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT,
-        ) {
-            Ok(m) => m,
+        let (len, truncated, fds) = match recv_with_fds(self.fd.as_fd(), &mut buf) {
+            Ok(r) => r,
             Err(Errno::ECONNRESET) => return Err(AppError::ServerGone),
             Err(err) => {
                 return Err(AppError::Sys {
@@ -138,20 +130,8 @@ impl AppSocket {
                 });
             }
         };
-        let len = msg.bytes;
-        let truncated = msg.flags.contains(MsgFlags::MSG_CTRUNC);
-        let mut fds = Vec::new();
-        for c in msg
-            .cmsgs()
-            .map_err(AppError::sys("recvmsg(app socket): cmsgs"))?
-        {
-            if let ControlMessageOwned::ScmRights(raw) = c {
-                // SAFETY: the kernel just installed these fds in this process for us; nobody
-                // else owns them.
-                fds.extend(raw.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }));
-            }
-        }
         if truncated {
+            // `fds` (those the kernel did install) are closed on the way out.
             return Err(AppError::FdsTruncated { what });
         }
         if len == 0 {
@@ -159,5 +139,106 @@ impl AppSocket {
         }
         let bytes = buf.get(..len).unwrap_or_default().to_vec();
         Ok(Datagram { bytes, fds })
+    }
+}
+
+/// One `recvmsg` without waiting: `(bytes, control data cut, fds)`. Walks the control data
+/// itself, within the length the kernel wrote, because when the kernel cuts it (`MSG_CTRUNC`,
+/// a peer sending more fds than [`MAX_FDS`]) the fds that did fit are installed all the same,
+/// and they must still be owned (nix refuses to iterate then, which would leak them).
+fn recv_with_fds(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<(usize, bool, Vec<OwnedFd>), Errno> {
+    // SAFETY: CMSG_SPACE is arithmetic on its argument.
+    let space = unsafe { libc::CMSG_SPACE((MAX_FDS * std::mem::size_of::<RawFd>()) as u32) };
+    // u64s: the control buffer must be aligned for `cmsghdr`.
+    let mut control = vec![0u64; (space as usize).div_ceil(8)];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: an all-zero msghdr is valid (no name, no iovecs, no control).
+    let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
+    mh.msg_iov = &mut iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = control.as_mut_ptr().cast();
+    mh.msg_controllen = control.len() * 8;
+    // SAFETY: `mh` points at `iov` (into `buf`) and `control`, both live for the call.
+    let n = unsafe {
+        libc::recvmsg(
+            fd.as_raw_fd(),
+            &mut mh,
+            libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT,
+        )
+    };
+    let Ok(len) = usize::try_from(n) else {
+        return Err(Errno::last());
+    };
+    let mut fds = Vec::new();
+    // SAFETY: the kernel wrote `msg_controllen` bytes of whole cmsg headers into `control`;
+    // CMSG_FIRSTHDR / CMSG_NXTHDR stay within them, and each SCM_RIGHTS payload holds
+    // `cmsg_len - CMSG_LEN(0)` bytes of fds installed in this process for us alone.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&mh);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(c);
+                let bytes = ((*c).cmsg_len as usize).saturating_sub(libc::CMSG_LEN(0) as usize);
+                for i in 0..bytes / std::mem::size_of::<RawFd>() {
+                    let raw = std::ptr::read_unaligned(data.cast::<RawFd>().add(i));
+                    fds.push(OwnedFd::from_raw_fd(raw));
+                }
+            }
+            c = libc::CMSG_NXTHDR(&mh, c);
+        }
+    }
+    Ok((len, mh.msg_flags & libc::MSG_CTRUNC != 0, fds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::{ControlMessage, socketpair};
+
+    /// A server that sends more fds than an app takes (here 40 copies of a pipe's write end):
+    /// the kernel installs the 32 that fit and reports the cut. The app says so, and closes the
+    /// ones it got: the pipe then reads end-of-file, which it cannot while any copy is open.
+    #[test]
+    fn a_reply_with_more_fds_than_room_is_refused_and_leaks_none_of_them() {
+        let (app_end, server_end) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .expect("socketpair");
+        let app = AppSocket { fd: app_end };
+        let (pipe_r, pipe_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)
+                .expect("pipe");
+        let copies = [pipe_w.as_raw_fd(); MAX_FDS + 8];
+        sendmsg::<()>(
+            server_end.as_raw_fd(),
+            &[IoSlice::new(&[0u8; MSG_LEN])],
+            &[ControlMessage::ScmRights(&copies)],
+            MsgFlags::empty(),
+            None,
+        )
+        .expect("sendmsg");
+        drop(pipe_w);
+        let got = app.recv("ATTACH_REPLY", Duration::from_secs(10));
+        assert!(
+            matches!(
+                got,
+                Err(AppError::FdsTruncated {
+                    what: "ATTACH_REPLY"
+                })
+            ),
+            "{got:?}"
+        );
+        let mut b = [0u8; 1];
+        assert_eq!(
+            nix::unistd::read(&pipe_r, &mut b),
+            Ok(0),
+            "every copy of the write end is closed"
+        );
     }
 }
