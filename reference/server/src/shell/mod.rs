@@ -598,14 +598,20 @@ impl Shell {
                 let unread = self.resources.unread(fifo);
                 self.core.input(Input::Unread { session, unread });
             }
-            Action::RelayTx(relay) => match self.resources.relay_tx(&relay) {
-                Ok(waits) => self.writer_waits |= waits,
-                Err(e) => self.post_failed(relay.writer.worker, e),
-            },
-            Action::RelayRx(relay) => match self.resources.relay_rx(&relay) {
-                Ok(waits) => self.writer_waits = waits,
-                Err(e) => self.post_failed(relay.writer.worker, e),
-            },
+            Action::RelayTx(relay) => {
+                let relayed = self.resources.relay_tx(&relay);
+                self.writer_waits |= relayed.writer_waits;
+                for (worker, e) in relayed.failed {
+                    self.post_failed(worker, e);
+                }
+            }
+            Action::RelayRx(relay) => {
+                let relayed = self.resources.relay_rx(&relay);
+                self.writer_waits = relayed.writer_waits;
+                for (worker, e) in relayed.failed {
+                    self.post_failed(worker, e);
+                }
+            }
             Action::FreeSegment(id) => self.resources.free_segment(id),
             Action::FreeWorker(key) => self.resources.free_worker(key),
             Action::SetDeadline { sock, after } => {

@@ -75,6 +75,16 @@ pub enum PostError {
     Mq(#[from] MqError),
 }
 
+/// What a relay did.
+#[derive(Debug, Default)]
+pub struct Relayed {
+    /// The writer waits for room (see [`Resources::relay_tx`], [`Resources::relay_rx`]).
+    pub writer_waits: bool,
+    /// The notifications that could not be posted, each with the worker whose mq refused it:
+    /// that app, and never the other of the pair, answers for it.
+    pub failed: Vec<(WorkerKey, PostError)>,
+}
+
 /// Every shared-memory object of a running server.
 pub struct Resources {
     profile: Profile,
@@ -377,16 +387,16 @@ impl Resources {
     }
 
     /// §8.3: relays a writer's TX over the pair's signal words and queues the notifications.
-    /// Returns whether the writer now waits for room: it asked for a dequeue notification and
-    /// its fifo is full (a hint for how soon the loop looks at the server mqs again).
-    pub fn relay_tx(&mut self, r: &Relay) -> Result<bool, PostError> {
+    /// The writer waits for room when it asked for a dequeue notification and its fifo is full
+    /// (a hint for how soon the loop looks at the server mqs again).
+    pub fn relay_tx(&mut self, r: &Relay) -> Relayed {
         let (outcome, writer_waits) = {
             let (Some(ws), Some(rs), Some(ds)) = (
                 self.segments.get(&r.writer_signals.segment),
                 self.segments.get(&r.reader_signals.segment),
                 self.segments.get(&r.data.segment),
             ) else {
-                return Ok(false);
+                return Relayed::default();
             };
             let writer = Signals::new(ws, r.writer_signals.offset);
             let reader = r.reader.map(|_| Signals::new(rs, r.reader_signals.offset));
@@ -401,15 +411,19 @@ impl Resources {
             Ok(o) => o,
             Err(e) => {
                 self.warn_broken_relay(r, &e);
-                return Ok(false);
+                return Relayed::default();
             }
         };
+        let mut relayed = Relayed {
+            writer_waits,
+            failed: Vec::new(),
+        };
         if outcome.tx_to_writer {
-            self.post_io(
-                r.writer.worker,
-                IoEvent::tx(r.writer.app_session_index),
-                None,
-            )?;
+            let writer = r.writer.worker;
+            let tx = IoEvent::tx(r.writer.app_session_index);
+            if let Err(e) = self.post_io(writer, tx, None) {
+                relayed.failed.push((writer, e));
+            }
         }
         if outcome.rx_to_reader
             && let Some(reader) = r.reader
@@ -419,21 +433,24 @@ impl Resources {
             // stays 0.
             let claim =
                 (!self.faults.has(InjectedFault::RxWithoutHasEvent)).then_some(r.reader_signals);
-            self.post_io(reader.worker, IoEvent::rx(reader.app_session_index), claim)?;
+            let rx = IoEvent::rx(reader.app_session_index);
+            if let Err(e) = self.post_io(reader.worker, rx, claim) {
+                relayed.failed.push((reader.worker, e));
+            }
         }
-        Ok(writer_waits)
+        relayed
     }
 
-    /// §8.5: relays a reader's dequeue notification to the writer. Returns whether the writer
-    /// still waits for room (its fifo is still full: the reader was re-armed instead).
-    pub fn relay_rx(&mut self, r: &Relay) -> Result<bool, PostError> {
+    /// §8.5: relays a reader's dequeue notification to the writer. The writer still waits for
+    /// room when its fifo is still full (the reader was re-armed instead).
+    pub fn relay_rx(&mut self, r: &Relay) -> Relayed {
         let outcome = {
             let (Some(ws), Some(rs), Some(ds)) = (
                 self.segments.get(&r.writer_signals.segment),
                 self.segments.get(&r.reader_signals.segment),
                 self.segments.get(&r.data.segment),
             ) else {
-                return Ok(false);
+                return Relayed::default();
             };
             relay::relay_rx(
                 Signals::new(ws, r.writer_signals.offset),
@@ -442,17 +459,26 @@ impl Resources {
             )
         };
         match outcome {
-            Ok(o) if o.tx_to_writer => self
-                .post_io(
-                    r.writer.worker,
-                    IoEvent::tx(r.writer.app_session_index),
-                    None,
-                )
-                .map(|()| false),
-            Ok(_) => Ok(true),
+            Ok(o) if o.tx_to_writer => {
+                let writer = r.writer.worker;
+                let tx = IoEvent::tx(r.writer.app_session_index);
+                Relayed {
+                    writer_waits: false,
+                    failed: self
+                        .post_io(writer, tx, None)
+                        .err()
+                        .map(|e| (writer, e))
+                        .into_iter()
+                        .collect(),
+                }
+            }
+            Ok(_) => Relayed {
+                writer_waits: true,
+                failed: Vec::new(),
+            },
             Err(e) => {
                 self.warn_broken_relay(r, &e);
-                Ok(false)
+                Relayed::default()
             }
         }
     }
@@ -613,12 +639,34 @@ mod tests {
     /// many RX its app mq holds afterwards, and its `has_event`.
     fn two_tx_relays(faults: InjectedFaults) -> (u32, bool) {
         let (mut r, relay, a, _) = ct_pair(faults);
-        r.relay_tx(&relay).expect("first relay");
-        r.relay_tx(&relay).expect("second relay");
+        assert!(r.relay_tx(&relay).failed.is_empty(), "first relay");
+        assert!(r.relay_tx(&relay).failed.is_empty(), "second relay");
         let seg = r.segments.get(&SegmentId(2)).expect("ct segment");
         let has_event = Signals::new(seg, a).has_event().expect("A's signals");
         let reader = relay.reader.expect("reader").worker;
         (r.mq_occupancy(reader).expect("reader's mq"), has_event)
+    }
+
+    #[test]
+    fn a_reader_that_breaks_its_own_mq_answers_for_it_not_the_writer() {
+        use sapi_shm::memory::Memory;
+        let (mut r, relay, _, _) = ct_pair(InjectedFaults::default());
+        let reader = relay.reader.expect("reader").worker;
+        let w = r.workers.get(&reader).expect("reader's worker");
+        let (segment, mq) = (w.segment, w.mq_offset);
+        r.segments
+            .get(&segment)
+            .expect("reader's segment")
+            .write_u32(mq + sapi_shm::layout::mq::N_RINGS, 0)
+            .expect("scribble");
+        let relayed = r.relay_tx(&relay);
+        let blamed: Vec<WorkerKey> = relayed.failed.iter().map(|(w, _)| *w).collect();
+        assert_eq!(blamed, vec![reader], "{:?}", relayed.failed);
+        assert!(
+            matches!(relayed.failed[0].1, PostError::Mq(_)),
+            "{:?}",
+            relayed.failed
+        );
     }
 
     #[test]
@@ -636,7 +684,7 @@ mod tests {
                 .store(WANT_DEQ_NOTIF, sapi_shm::sync::Ordering::Release);
         };
         assert!(
-            !r.relay_tx(&relay).expect("relay"),
+            !r.relay_tx(&relay).writer_waits,
             "nothing asked, nothing full"
         );
         {
@@ -645,24 +693,21 @@ mod tests {
             assert_eq!(tx.enqueue(&[7u8; 4096]).expect("enqueue"), 4096, "fills A");
         }
         assert!(
-            !r.relay_tx(&relay).expect("relay"),
+            !r.relay_tx(&relay).writer_waits,
             "full, but the writer did not ask to be told"
         );
         ask_for_room(&r);
-        assert!(
-            r.relay_tx(&relay).expect("relay"),
-            "full, and asked: it waits"
-        );
+        assert!(r.relay_tx(&relay).writer_waits, "full, and asked: it waits");
         let no_reader = Relay {
             reader: None,
             ..relay
         };
         assert!(
-            !r.relay_tx(&no_reader).expect("relay"),
+            !r.relay_tx(&no_reader).writer_waits,
             "no reader can answer: no wait to hurry"
         );
         assert!(
-            r.relay_rx(&relay).expect("relay"),
+            r.relay_rx(&relay).writer_waits,
             "a notification while still full"
         );
         {
@@ -675,7 +720,7 @@ mod tests {
             );
         }
         assert!(
-            !r.relay_rx(&relay).expect("relay"),
+            !r.relay_rx(&relay).writer_waits,
             "told there is room: no longer waits"
         );
         assert_eq!(
@@ -685,7 +730,7 @@ mod tests {
         );
         ask_for_room(&r);
         assert!(
-            !r.relay_tx(&relay).expect("relay"),
+            !r.relay_tx(&relay).writer_waits,
             "asked, but 3 KiB of 4 are used: the writer has room"
         );
     }

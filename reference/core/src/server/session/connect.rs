@@ -69,7 +69,10 @@ impl Server {
             return self.connected_error(client, m.context, retval::NOROUTE);
         };
         let n = l.workers.len().max(1);
-        let lw = l.workers[l.next_worker % n];
+        let Some(&lw) = l.workers.get(l.next_worker % n) else {
+            // A listener keeps at least one worker (`stop_listening` removes it with the last).
+            return self.connected_error(client, m.context, retval::NOROUTE);
+        };
         l.next_worker = (l.next_worker + 1) % n;
         let server = WorkerKey {
             app: l.app,
