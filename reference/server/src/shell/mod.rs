@@ -668,7 +668,11 @@ impl Shell {
         let borrowed: Vec<BorrowedFd<'_>> =
             fds.iter().filter_map(|f| self.resources.fd(*f)).collect();
         if borrowed.len() != fds.len() {
-            error!(%sock, "an fd to send no longer exists");
+            // A reply with fewer fds than it announces would leave the app waiting for the
+            // rest, or mapping the wrong one: none at all, and the socket is treated as failed.
+            error!(%sock, "an fd to send no longer exists: reply not sent");
+            self.core.input(Input::SendFailed { sock });
+            return;
         }
         if let Err(e) = sock::send_datagram(fd.as_raw_fd(), &bytes[..len], &borrowed) {
             warn!(%sock, error = %e, "send failed");
