@@ -390,22 +390,27 @@ impl Shell {
             tv_nsec: pause.subsec_nanos() as libc::c_long,
         };
         let mut ev = libc::epoll_event { events: 0, u64: 0 };
+        // The kernel reads a `__kernel_timespec` (two 64-bit words): `libc::timespec` is that
+        // on x86_64, the only platform the layouts are built for (`sapi_shm::layout`).
+        const _: () = assert!(std::mem::size_of::<libc::timespec>() == 16);
+        // Variadic: every argument passed as a full register (`c_long`), as the kernel reads it.
         // SAFETY: a valid epoll fd, room for one event (written by the kernel, never read
         // here), a live timespec, and no signal mask (its size then goes unread).
         let rc = unsafe {
             libc::syscall(
                 libc::SYS_epoll_pwait2,
-                self.epoll.0.as_raw_fd(),
+                self.epoll.0.as_raw_fd() as libc::c_long,
                 &mut ev as *mut libc::epoll_event,
-                1,
+                1 as libc::c_long,
                 &ts as *const libc::timespec,
                 std::ptr::null::<libc::sigset_t>(),
-                8,
+                std::mem::size_of::<libc::c_ulong>() as libc::c_long,
             )
         };
-        if rc < 0 && Errno::last() != Errno::EINTR {
+        let errno = Errno::last();
+        if rc < 0 && errno != Errno::EINTR {
             warn!(
-                error = %Errno::last(),
+                error = %errno,
                 "epoll_pwait2 unusable: polling pauses sleep to the end"
             );
             self.pause_in_epoll = false;
