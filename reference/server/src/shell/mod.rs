@@ -12,7 +12,7 @@ pub mod resources;
 pub mod server_mqs;
 pub mod sock;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
@@ -177,11 +177,11 @@ pub struct Shell {
     server_mqs: ServerMqs,
     /// Until when the loop polls the server mqs itself (messages came recently).
     polling_until: Option<Instant>,
-    /// A relay found a writer waiting for room (it asked for a dequeue notification and its
-    /// fifo is full) and no later one told a writer there is room: the loop polls at
-    /// [`POLL_PAUSE_SHORT`]. One flag for all sessions, a hint: with several writers
-    /// waiting, the first told ends it, and the others' next relays set it again.
-    writer_waits: bool,
+    /// The fifos whose writer a relay found waiting for room (it asked for a dequeue
+    /// notification and its fifo is full), until the RX relay over the same fifo tells it
+    /// there is room: while any is, the loop polls at [`POLL_PAUSE_SHORT`]. Emptied when the polling
+    /// window ends, so a session freed meanwhile costs at most the rest of one window.
+    writers_waiting: BTreeSet<sapi_core::FifoRef>,
     /// When the last control message came from a server mq (see [`CTRL_EXCHANGE`]).
     last_ctrl: Option<Instant>,
     /// Whether a pause can wait in `epoll_pwait2` (false once it failed: see `pause`).
@@ -274,7 +274,7 @@ impl Shell {
             spare_fd: open_spare_fd(),
             server_mqs,
             polling_until: None,
-            writer_waits: false,
+            writers_waiting: BTreeSet::new(),
             last_ctrl: None,
             pause_in_epoll: true,
             abandoned: Vec::new(),
@@ -356,7 +356,7 @@ impl Shell {
                     let exchange = self
                         .last_ctrl
                         .is_some_and(|at| at.elapsed() < CTRL_EXCHANGE);
-                    self.pause(if self.writer_waits || exchange {
+                    self.pause(if !self.writers_waiting.is_empty() || exchange {
                         POLL_PAUSE_SHORT
                     } else {
                         POLL_PAUSE
@@ -431,7 +431,7 @@ impl Shell {
                 .is_some_and(|until| Instant::now() >= until)
         {
             self.polling_until = None;
-            self.writer_waits = false;
+            self.writers_waiting.clear();
             self.server_mqs.release_waiters();
         }
         any
@@ -605,14 +605,22 @@ impl Shell {
             }
             Action::RelayTx(relay) => {
                 let relayed = self.resources.relay_tx(&relay);
-                self.writer_waits |= relayed.writer_waits;
+                // Only an RX relay tells a writer there is room; a TX relay can only find it
+                // waiting (a TX that finds room is a writer that wrote, not one told).
+                if relayed.writer_waits {
+                    self.writers_waiting.insert(relay.data);
+                }
                 for (worker, e) in relayed.failed {
                     self.post_failed(worker, e);
                 }
             }
             Action::RelayRx(relay) => {
                 let relayed = self.resources.relay_rx(&relay);
-                self.writer_waits = relayed.writer_waits;
+                if relayed.writer_waits {
+                    self.writers_waiting.insert(relay.data);
+                } else {
+                    self.writers_waiting.remove(&relay.data);
+                }
                 for (worker, e) in relayed.failed {
                     self.post_failed(worker, e);
                 }
