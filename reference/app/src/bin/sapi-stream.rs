@@ -24,6 +24,10 @@
 //! `SEGMENTS-RELEASED`, `HOLDING` (with `--hold`: one line on stdin, or its end, lets it
 //! detach), `SUMMARY`, `DETACHED`. Exit status: 0 when every session completed, 3 when a peer
 //! went away mid-stream (closed or reset), 1 on any other error, 2 on a usage error.
+//!
+//! Must never: exit 0 unless every session completed and every byte it checked matched (a wrong
+//! byte is an error, exit 1), or wait without a bound (`--idle-timeout`): it is what scripts and
+//! the real-process tests judge a server by.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, Write};
