@@ -1,8 +1,9 @@
 //! What a file descriptor is, asked of the kernel: its kind from the `/proc/self/fd` link
 //! (`/memfd:NAME (deleted)`, `anon_inode:[eventfd]`, `socket:[…]`), its size and inode from
-//! `fstat`, an eventfd's id from `fdinfo`; and what a process holds — sockets and memfds by inode,
-//! eventfds by id, memfd mappings by inode — from `/proc/<pid>/{fd,fdinfo,maps}`, so the hygiene
-//! and detach scenarios can look for exactly what they own in the server.
+//! `fstat`, an eventfd's id from `fdinfo`, a memfd's seals from `F_GET_SEALS`; and what a process
+//! holds — sockets and memfds by inode, eventfds by id, memfd mappings by inode — from
+//! `/proc/<pid>/{fd,fdinfo,maps}`, so the hygiene and detach scenarios can look for exactly what
+//! they own in the server.
 //!
 //! Must never: guess a kind from the order or count of fds, keep an fd it was handed, or claim to
 //! tell eventfds apart when the kernel prints no `eventfd-id`.
@@ -326,10 +327,65 @@ pub fn memfd_inodes(pid: u32) -> Result<Vec<u64>, FdError> {
     Ok(v)
 }
 
+/// Whether `fd` is a file in huge pages (a hugetlb memfd).
+pub fn is_hugetlb(fd: BorrowedFd<'_>) -> bool {
+    nix::sys::statfs::fstatfs(fd)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::HUGETLBFS_MAGIC)
+}
+
+/// Why the memfd `fd` is not sealed against shrinking (`docs/shm.md` §2), or `None` when it is.
+pub fn shrink_seal_missing(fd: BorrowedFd<'_>) -> Option<String> {
+    match nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GET_SEALS) {
+        Ok(seals) if seals & libc::F_SEAL_SHRINK != 0 => None,
+        Ok(seals) => Some(format!(
+            "seals {seals:#x}, without F_SEAL_SHRINK ({:#x}): the server could cut the file \
+             under a client's mapping (SIGBUS)",
+            libc::F_SEAL_SHRINK
+        )),
+        Err(errno) => Some(format!("F_GET_SEALS failed ({errno}): not a memfd")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rstest::rstest;
+
+    /// A real memfd, made with sealing allowed and given `seals`.
+    fn memfd_sealed(seals: libc::c_int) -> std::os::fd::OwnedFd {
+        use std::os::fd::FromRawFd;
+        // SAFETY: a NUL-terminated name; the returned fd is checked and owned at once.
+        let raw = unsafe { libc::memfd_create(c"seal-test".as_ptr(), libc::MFD_ALLOW_SEALING) };
+        assert!(
+            raw >= 0,
+            "memfd_create: {}",
+            std::io::Error::last_os_error()
+        );
+        // SAFETY: a fresh fd of ours alone.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+        // SAFETY: fcntl on an fd we own.
+        let rc = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) };
+        assert_eq!(rc, 0, "F_ADD_SEALS: {}", std::io::Error::last_os_error());
+        fd
+    }
+
+    #[rstest]
+    #[case::shrink(libc::F_SEAL_SHRINK, true)]
+    #[case::shrink_and_grow(libc::F_SEAL_SHRINK | libc::F_SEAL_GROW, true)]
+    #[case::grow_only(libc::F_SEAL_GROW, false)]
+    #[case::none(0, false)]
+    fn only_a_shrink_seal_counts(#[case] seals: libc::c_int, #[case] sealed: bool) {
+        let fd = memfd_sealed(seals);
+        let missing = shrink_seal_missing(fd.as_fd());
+        assert_eq!(missing.is_none(), sealed, "{missing:?}");
+    }
+
+    #[test]
+    fn an_fd_that_is_no_memfd_is_not_sealed() {
+        let (r, _w) = nix::unistd::pipe().expect("pipe");
+        let why = shrink_seal_missing(r.as_fd()).expect("a pipe has no seals");
+        assert!(why.contains("not a memfd"), "{why}");
+    }
 
     #[rstest]
     #[case("/memfd:seg-1-0-0 (deleted)", FdKind::Memfd { name: "seg-1-0-0".into() })]

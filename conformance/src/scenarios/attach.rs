@@ -76,6 +76,12 @@ pub fn scenarios() -> Vec<Scenario> {
             segment_sizes,
         ),
         Scenario::new(
+            "attach.segment.sealed",
+            "shm §2",
+            "both memfds are sealed against shrinking (F_SEAL_SHRINK) unless in huge pages, as VPP's",
+            segment_sealed,
+        ),
+        Scenario::new(
             "attach.mq.app",
             "shm §3.5, §4.1",
             "the app mq at app_mq: 2 rings (18, 256), queue length = EVT_QUEUE_SIZE",
@@ -293,6 +299,25 @@ fn segment_ssvm(ctx: &Ctx, c: &mut Check) -> Result<(), ScenarioError> {
         };
         if let Some(seg) = check_segment(c, role, fd, info) {
             c.note(format!("{role}: {:?}", seg.ssvm));
+        }
+    }
+    Ok(())
+}
+
+fn segment_sealed(ctx: &Ctx, c: &mut Check) -> Result<(), ScenarioError> {
+    let (_conn, e) = probe(ctx)?;
+    for (i, role) in ["mqs segment", "app segment"].iter().enumerate() {
+        let Some(fd) = e.fds.get(i) else {
+            c.fail(format!("no fd #{} ({role})", i + 1));
+            continue;
+        };
+        match crate::fds::shrink_seal_missing(fd.as_fd()) {
+            None => c.note(format!("{role}: sealed against shrinking")),
+            // VPP makes hugetlb memfds without MFD_ALLOW_SEALING (shm §2).
+            Some(why) if crate::fds::is_hugetlb(fd.as_fd()) => {
+                c.note(format!("{role}: in huge pages, not sealed ({why})"));
+            }
+            Some(why) => c.fail(format!("{role}: {why}")),
         }
     }
     Ok(())
