@@ -173,6 +173,10 @@ fn peek_reply(conn: &Conn) -> Result<(Vec<u8>, Vec<OwnedFd>), DebugClientError> 
         return Err(DebugClientError::Protocol("no reply to peek at".into()));
     }
     match crate::client::peekmsg_fds(conn.as_fd(), crate::client::DEFAULT_MAX_FDS)? {
+        crate::client::Recv::Msg(m) if m.ctrunc => Err(DebugClientError::Protocol(format!(
+            "the reply carried more than {} fds: the kernel cut the rest",
+            crate::client::DEFAULT_MAX_FDS
+        ))),
         crate::client::Recv::Msg(mut m) => {
             m.bytes.truncate(wire::MSG_LEN);
             Ok((m.bytes, m.fds))

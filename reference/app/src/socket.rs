@@ -142,7 +142,9 @@ impl AppSocket {
     }
 }
 
-/// One `recvmsg` without waiting: `(bytes, control data cut, fds)`. Walks the control data
+/// One `recvmsg` without waiting: `(bytes, control data cut, fds)`. (The conformance suite
+/// has its own walk of the same shape, `client::recvmsg_fds`: the checker shares no code with
+/// what it checks.) Walks the control data
 /// itself, within the length the kernel wrote, because when the kernel cuts it (`MSG_CTRUNC`,
 /// a peer sending more fds than [`MAX_FDS`]) the fds that did fit are installed all the same,
 /// and they must still be owned (nix refuses to iterate then, which would leak them).

@@ -1,6 +1,7 @@
 //! The admin socket against clients that misbehave and servers that collide: it is its owner's
 //! alone, a second server cannot take it from a running one, and no admin client holds the
-//! event loop (which serves it) for longer than `ADMIN_EXCHANGE_BOUND`.
+//! event loop (which serves it) for longer than `ADMIN_EXCHANGE_BOUND` and the short
+//! `ADMIN_REFUSAL_BOUND` that tells it why.
 //!
 //! Every wait is bounded by a timeout that only decides failure; nothing sleeps to synchronise.
 

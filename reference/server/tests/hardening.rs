@@ -348,6 +348,18 @@ fn freeze_with_mutex_free(pid: nix::unistd::Pid, mqs: &Segment, offset: u64) {
     panic!("the server's threads held the mq mutex at each of 1000 stops");
 }
 
+/// An attached client, its ATTACH_REPLY and the VPP mqs segment it got, mapped.
+fn attach_and_map_mqs(server: &Server, name: &str) -> (Client, sapi_wire::AttachReply, Segment) {
+    let c = Client::connect(&server.socket_path());
+    c.send(&attach_msg(name));
+    let reply = c.recv();
+    let Message::AttachReply(r) = reply.msg else {
+        panic!("not an ATTACH_REPLY: {:?}", reply.msg)
+    };
+    let mqs = Segment::attach(reply.fds.into_iter().next().expect("mqs segment")).expect("map");
+    (c, r, mqs)
+}
+
 /// A separate process holding an mq's mutex; killed when dropped, so that a failing test does
 /// not leave it behind (it would keep the harness's output pipe open, and the run would hang).
 struct MutexHolder(Option<nix::unistd::Pid>);
@@ -408,13 +420,7 @@ fn an_app_holding_a_server_mq_mutex_forever_or_dying_with_it_stops_no_one_else()
     use sapi_wire::ctrl::IoEvent;
     let server = Server::start("mutex-holder", &[]);
     let baseline = server.fd_count();
-    let c = Client::connect(&server.socket_path());
-    c.send(&attach_msg("holder"));
-    let reply = c.recv();
-    let Message::AttachReply(r) = reply.msg else {
-        panic!()
-    };
-    let mqs = Segment::attach(reply.fds.into_iter().next().expect("mqs segment")).expect("map");
+    let (c, r, mqs) = attach_and_map_mqs(&server, "holder");
     let ctrl = r.vpp_ctrl_mq;
     let queued = |mqs: &Segment| {
         let sig = PthreadSignal::new(mqs, ctrl).expect("signal");
@@ -479,23 +485,22 @@ fn an_app_holding_a_server_mq_mutex_forever_or_dying_with_it_stops_no_one_else()
 #[test]
 fn a_server_stops_on_sigterm_while_an_app_holds_a_server_mq_mutex() {
     use nix::sys::signal::{Signal, kill};
-    use nix::sys::wait::{WaitStatus, waitpid};
+    use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
     let server = Server::start("stop-hostage", &[]);
-    let c = Client::connect(&server.socket_path());
-    c.send(&attach_msg("holder"));
-    let reply = c.recv();
-    let Message::AttachReply(r) = reply.msg else {
-        panic!()
-    };
-    let mqs = Segment::attach(reply.fds.into_iter().next().expect("mqs segment")).expect("map");
-    // From here on the server's waiter on that mq cannot come back from its condvar wait,
-    // which must take the mutex again (or cannot enter it, if it was between two waits).
+    let (c, r, mqs) = attach_and_map_mqs(&server, "holder");
+    // The server's waiter on that mq sleeps in its condvar wait (an idle mq), which cannot end
+    // without the mutex: from here on it is held. (Caught in the microseconds between two
+    // waits instead, it would retry a timed lock and still return; the old stop then passed.)
     let _holder = hold_mutex_forever(&mqs, r.vpp_ctrl_mq);
     let pid = nix::unistd::Pid::from_raw(server.pid() as i32);
     kill(pid, Signal::SIGTERM).expect("SIGTERM");
     let (exited_tx, exited) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let _ = exited_tx.send(waitpid(pid, None));
+        // WNOWAIT: the child stays to be reaped by `Server`'s drop, so its pid is not reused.
+        let _ = exited_tx.send(waitid(
+            Id::Pid(pid),
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT,
+        ));
     });
     // If it hangs, the holder (dropped first) lets go and `server`'s drop reaps it.
     let status = exited

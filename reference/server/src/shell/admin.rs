@@ -4,7 +4,8 @@
 //! Owns the admin protocol on both ends (server side for the shell, client side for the CLI's
 //! `show`, `ns`, `segment` commands). It must never touch the core's state directly: requests
 //! become [`AdminCommand`] inputs like any other, and it must never let an admin client hold the
-//! event loop (whose thread serves it) for longer than [`ADMIN_EXCHANGE_BOUND`].
+//! event loop (whose thread serves it) for longer than [`ADMIN_EXCHANGE_BOUND`] (and
+//! [`ADMIN_REFUSAL_BOUND`] to say why it was cut off) beyond what the command itself takes.
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;

@@ -3,8 +3,10 @@
 //!
 //! Owns every file descriptor of the server: listeners, client sockets, the admin socket, segment
 //! memfds and mappings (through [`resources`]), eventfds. It must never make a protocol decision —
-//! that is the core's — and never block on a client: sends are non-blocking and a send that
-//! cannot complete is reported to the core as [`Input::SendFailed`].
+//! that is the core's — and never block on an app: sends are non-blocking and a send that
+//! cannot complete is reported to the core as [`Input::SendFailed`]. (The admin socket's one
+//! exchange at a time is served blocking, within `admin::ADMIN_EXCHANGE_BOUND` and
+//! `admin::ADMIN_REFUSAL_BOUND`.)
 
 pub mod admin;
 pub mod pool;
@@ -12,7 +14,7 @@ pub mod resources;
 pub mod server_mqs;
 pub mod sock;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
@@ -59,6 +61,10 @@ const POLL_PAUSE_SHORT: std::time::Duration = std::time::Duration::from_micros(2
 /// How long after a control message the loop keeps to [`POLL_PAUSE_SHORT`]: several wake-ups
 /// of an app across the two CPUs (~25 µs each on the VMs measured) and its work.
 const CTRL_EXCHANGE: std::time::Duration = std::time::Duration::from_millis(1);
+/// How long a writer found waiting for room keeps the loop at [`POLL_PAUSE_SHORT`] without
+/// another relay finding it so: a reader that drains relays within far less; one that stalled
+/// must not keep the loop waking 5× as often for as long as other sessions stream.
+const WRITER_WAIT_HURRY: std::time::Duration = POLL_WINDOW;
 /// Timer slack of the loop thread (`PR_SET_TIMERSLACK`, ns), so that a pause is what it
 /// says: with the default 50 µs a 20 µs pause took 70–240 µs, and the session bench over 1 MiB
 /// fifos moved 5.2 GiB/s one way where it moved 9.8 with this (AMD VM, 2026-11-30).
@@ -178,10 +184,12 @@ pub struct Shell {
     /// Until when the loop polls the server mqs itself (messages came recently).
     polling_until: Option<Instant>,
     /// The fifos whose writer a relay found waiting for room (it asked for a dequeue
-    /// notification and its fifo is full), until the RX relay over the same fifo tells it
-    /// there is room: while any is, the loop polls at [`POLL_PAUSE_SHORT`]. Emptied when the polling
-    /// window ends, so a session freed meanwhile costs at most the rest of one window.
-    writers_waiting: BTreeSet<sapi_core::FifoRef>,
+    /// notification and its fifo is full), and when: while one was found within
+    /// [`WRITER_WAIT_HURRY`], the loop polls at [`POLL_PAUSE_SHORT`]. An entry goes when the
+    /// RX relay over its fifo tells the writer there is room, when the fifo or its segment is
+    /// freed, or when the polling window ends; one that ages past the bound (its reader
+    /// stalled: nothing relays) no longer counts.
+    writers_waiting: BTreeMap<sapi_core::FifoRef, Instant>,
     /// When the last control message came from a server mq (see [`CTRL_EXCHANGE`]).
     last_ctrl: Option<Instant>,
     /// Whether a pause can wait in `epoll_pwait2` (false once it failed: see `pause`).
@@ -274,7 +282,7 @@ impl Shell {
             spare_fd: open_spare_fd(),
             server_mqs,
             polling_until: None,
-            writers_waiting: BTreeSet::new(),
+            writers_waiting: BTreeMap::new(),
             last_ctrl: None,
             pause_in_epoll: true,
             abandoned: Vec::new(),
@@ -356,6 +364,8 @@ impl Shell {
                     let exchange = self
                         .last_ctrl
                         .is_some_and(|at| at.elapsed() < CTRL_EXCHANGE);
+                    self.writers_waiting
+                        .retain(|_, found| found.elapsed() < WRITER_WAIT_HURRY);
                     self.pause(if !self.writers_waiting.is_empty() || exchange {
                         POLL_PAUSE_SHORT
                     } else {
@@ -588,8 +598,11 @@ impl Shell {
                 self.core.input(Input::FifoPairAllocated { pair, result });
             }
             Action::FreeFifoPair { segment, a, b } => {
-                self.resources.free_fifo(segment, a);
-                self.resources.free_fifo(segment, b);
+                for offset in [a, b] {
+                    self.resources.free_fifo(segment, offset);
+                    self.writers_waiting
+                        .remove(&sapi_core::FifoRef { segment, offset });
+                }
             }
             Action::AllocShadows { pair, segment } => {
                 let result = self.resources.alloc_shadows(segment);
@@ -608,7 +621,7 @@ impl Shell {
                 // Only an RX relay tells a writer there is room; a TX relay can only find it
                 // waiting (a TX that finds room is a writer that wrote, not one told).
                 if relayed.writer_waits {
-                    self.writers_waiting.insert(relay.data);
+                    self.writers_waiting.insert(relay.data, Instant::now());
                 }
                 for (worker, e) in relayed.failed {
                     self.post_failed(worker, e);
@@ -617,7 +630,7 @@ impl Shell {
             Action::RelayRx(relay) => {
                 let relayed = self.resources.relay_rx(&relay);
                 if relayed.writer_waits {
-                    self.writers_waiting.insert(relay.data);
+                    self.writers_waiting.insert(relay.data, Instant::now());
                 } else {
                     self.writers_waiting.remove(&relay.data);
                 }
@@ -625,7 +638,10 @@ impl Shell {
                     self.post_failed(worker, e);
                 }
             }
-            Action::FreeSegment(id) => self.resources.free_segment(id),
+            Action::FreeSegment(id) => {
+                self.resources.free_segment(id);
+                self.writers_waiting.retain(|f, _| f.segment != id);
+            }
             Action::FreeWorker(key) => self.resources.free_worker(key),
             Action::SetDeadline { sock, after } => {
                 self.deadlines.insert(sock, Instant::now() + after);

@@ -81,7 +81,7 @@ pub struct Relayed {
     /// The writer waits for room (see [`Resources::relay_tx`], [`Resources::relay_rx`]).
     pub writer_waits: bool,
     /// The notifications that could not be posted, each with the worker whose mq refused it:
-    /// that app, and never the other of the pair, answers for it.
+    /// that app, and never the other of the pair, answers for it (once, when both are its).
     pub failed: Vec<(WorkerKey, PostError)>,
 }
 
@@ -434,7 +434,10 @@ impl Resources {
             let claim =
                 (!self.faults.has(InjectedFault::RxWithoutHasEvent)).then_some(r.reader_signals);
             let rx = IoEvent::rx(reader.app_session_index);
-            if let Err(e) = self.post_io(reader.worker, rx, claim) {
+            if let Err(e) = self.post_io(reader.worker, rx, claim)
+                // Both ends of a pair may be one app's: it answers once.
+                && !relayed.failed.iter().any(|(w, _)| w.app == reader.worker.app)
+            {
                 relayed.failed.push((reader.worker, e));
             }
         }

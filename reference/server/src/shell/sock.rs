@@ -1,5 +1,6 @@
-//! `AF_UNIX` `SOCK_SEQPACKET` plumbing: namespace listeners (with VPP's stale-socket probe and
-//! file mode), accepting, and datagrams with `SCM_RIGHTS` in both directions.
+//! `AF_UNIX` plumbing: the `SOCK_SEQPACKET` namespace listeners (with VPP's stale-socket probe
+//! and file mode), accepting, and datagrams with `SCM_RIGHTS` in both directions; and the
+//! `SOCK_STREAM` admin listener, behind the same probe.
 //!
 //! Owns every socket syscall of the reference. It must never interpret a datagram: bytes go to
 //! the core undecoded.
@@ -80,10 +81,12 @@ fn clear_stale(path: &Path) -> Result<(), ListenError> {
     if !meta.file_type().is_socket() {
         return Err(ListenError::NotASocket(shown));
     }
+    // Non-blocking: a live listener whose backlog is full answers EAGAIN (in use) at once,
+    // where a blocking connect would wait for it without a bound.
     let probe = socket(
         AddressFamily::Unix,
         SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
         None,
     )
     .map_err(sys("socket", &shown))?;
