@@ -181,6 +181,7 @@ const HANDED_A_CT_SEGMENT: &[&str] = &[
     "session.fifo.headers",
     "session.handles.not_reused_before_cleanup",
     "session.io.deq_notification",
+    "session.io.reader_breaks_its_own_mq",
     "session.io.rx_once",
     "session.io.rx_to_c",
     "session.segment.client_handle",

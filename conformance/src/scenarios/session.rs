@@ -122,6 +122,12 @@ pub fn scenarios() -> Vec<Scenario> {
             rx_once,
         ),
         Scenario::new(
+            "session.io.reader_breaks_its_own_mq",
+            "sessions §8.3, §9.7",
+            "S zeroes its own app mq's n_rings, then C's TX: C is still served (whatever S gets)",
+            reader_breaks_its_own_mq,
+        ),
+        Scenario::new(
             "session.io.rx_to_c",
             "sessions §8.3, §12.2 item 14",
             "S's TX yields RX {CONNECT.context} to C with C's shadow RX has_event set",
@@ -1097,6 +1103,38 @@ fn rx_once(ctx: &Ctx, c: &mut Check) -> Outcome {
     let got = p.s_end.drain(&p.s)?;
     c.eq("bytes S read from A", 2 * data.len(), got.len());
     finish(c, &[&p.s, &p.c]);
+    Ok(())
+}
+
+/// The RX a TX relay owes S goes into an mq S broke: whatever the server makes of that (VPP,
+/// which read the geometry once at attach, posts as before; the reference detaches S), the
+/// writer C did nothing wrong and must keep being served. The reference once blamed C.
+fn reader_breaks_its_own_mq(ctx: &Ctx, c: &mut Check) -> Outcome {
+    head_only(ctx)?;
+    let mut p = pair(ctx, c, PROTO_TCP)?;
+    let n_rings = p.s.reply.app_mq + crate::shm::mq::N_RINGS as u64;
+    p.s.first
+        .write(n_rings, &0u32.to_le_bytes(), "S's app mq n_rings")
+        .map_err(SessionError::from)?;
+    let (n, posted) = p.c_end.send(&p.c, &[9u8; 1000])?;
+    c.that(
+        n == 1000 && posted,
+        format!("C's write: {n} bytes, TX posted {posted}"),
+    );
+    // The fence goes through C's ctrl mq: when that is the mq its TX went through, the server
+    // takes the fence up after the relay (one consumer, queue order); otherwise a second fence
+    // comes after at least one more pass over every mq.
+    let same_mq = p.c_end.mq_index == p.c.ctrl_mq();
+    for _ in 0..if same_mq { 1 } else { 2 } {
+        if let Err(e) = p.c.fence() {
+            c.fail(format!(
+                "C, whose TX went into a session whose reader broke its own mq, was not served \
+                 afterwards: {e}"
+            ));
+            break;
+        }
+    }
+    finish(c, &[&p.c]);
     Ok(())
 }
 
