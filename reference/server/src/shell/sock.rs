@@ -54,12 +54,19 @@ fn sys<'a>(op: &'static str, path: &'a str) -> impl FnOnce(Errno) -> ListenError
     }
 }
 
-fn seqpacket(flags: SockFlag) -> Result<OwnedFd, Errno> {
-    socket(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        SockFlag::SOCK_CLOEXEC | flags,
-        None,
+/// A close-on-exec, non-blocking `AF_UNIX` socket.
+fn unix_socket(ty: SockType) -> Result<OwnedFd, Errno> {
+    let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
+    socket(AddressFamily::Unix, ty, flags, None)
+}
+
+/// Sets the mode of the socket file at `path`.
+fn set_mode(path: &Path, mode: u32) -> Result<(), Errno> {
+    nix::sys::stat::fchmodat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        Mode::from_bits_truncate(mode),
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
     )
 }
 
@@ -83,13 +90,7 @@ fn clear_stale(path: &Path) -> Result<(), ListenError> {
     }
     // Non-blocking: a live listener whose backlog is full answers EAGAIN (in use) at once,
     // where a blocking connect would wait for it without a bound.
-    let probe = socket(
-        AddressFamily::Unix,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-        None,
-    )
-    .map_err(sys("socket", &shown))?;
+    let probe = unix_socket(SockType::Stream).map_err(sys("socket", &shown))?;
     let addr = UnixAddr::new(path).map_err(sys("address", &shown))?;
     match connect(probe.as_raw_fd(), &addr) {
         Err(Errno::ECONNREFUSED) => {
@@ -118,7 +119,7 @@ fn clear_stale(path: &Path) -> Result<(), ListenError> {
 /// `app_ns_sockets` directory). An abstract name has no file.
 pub fn listen_seqpacket(name: &SocketName) -> Result<OwnedFd, ListenError> {
     let shown = name.to_string();
-    let fd = seqpacket(SockFlag::SOCK_NONBLOCK).map_err(sys("socket", &shown))?;
+    let fd = unix_socket(SockType::SeqPacket).map_err(sys("socket", &shown))?;
     setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(sys("SO_REUSEADDR", &shown))?;
     setsockopt(&fd, sockopt::PassCred, &true).map_err(sys("SO_PASSCRED", &shown))?;
     match name {
@@ -131,13 +132,7 @@ pub fn listen_seqpacket(name: &SocketName) -> Result<OwnedFd, ListenError> {
             let bound = bind(fd.as_raw_fd(), &addr);
             umask(old);
             bound.map_err(sys("bind", &shown))?;
-            nix::sys::stat::fchmodat(
-                nix::fcntl::AT_FDCWD,
-                path.as_path(),
-                Mode::from_bits_truncate(0o775),
-                nix::sys::stat::FchmodatFlags::FollowSymlink,
-            )
-            .map_err(sys("chmod", &shown))?;
+            set_mode(path, 0o775).map_err(sys("chmod", &shown))?;
             std::fs::symlink_metadata(path).map_err(|e| ListenError::Sys {
                 op: "stat",
                 path: shown.clone(),
@@ -160,23 +155,11 @@ pub fn listen_seqpacket(name: &SocketName) -> Result<OwnedFd, ListenError> {
 pub fn listen_admin(path: &Path) -> Result<std::os::unix::net::UnixListener, ListenError> {
     let shown = path.display().to_string();
     clear_stale(path)?;
-    let fd = socket(
-        AddressFamily::Unix,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-        None,
-    )
-    .map_err(sys("socket", &shown))?;
+    let fd = unix_socket(SockType::Stream).map_err(sys("socket", &shown))?;
     let addr = UnixAddr::new(path).map_err(sys("address", &shown))?;
     bind(fd.as_raw_fd(), &addr).map_err(sys("bind", &shown))?;
     // Nobody can connect before `listen`, so the mode holds from the first connection on.
-    nix::sys::stat::fchmodat(
-        nix::fcntl::AT_FDCWD,
-        path,
-        Mode::from_bits_truncate(0o600),
-        nix::sys::stat::FchmodatFlags::FollowSymlink,
-    )
-    .map_err(sys("chmod", &shown))?;
+    set_mode(path, 0o600).map_err(sys("chmod", &shown))?;
     listen(&fd, Backlog::new(16).unwrap_or(Backlog::MAXCONN)).map_err(sys("listen", &shown))?;
     Ok(fd.into())
 }
