@@ -114,7 +114,8 @@ pub fn read_request(
     serde_json::from_slice(&buf).map_err(|e| AdminIoError::BadRequest(e.to_string()))
 }
 
-/// Writes the answer to an admin connection, by `deadline`.
+/// Writes the answer to an admin connection, by `deadline` (after [`read_request`], which made
+/// the stream blocking so that its timeouts apply).
 pub fn write_answer(
     stream: &mut UnixStream,
     answer: Result<&str, &str>,
@@ -124,7 +125,6 @@ pub fn write_answer(
         Ok(b) => ("ok\n", b),
         Err(e) => ("error\n", e),
     };
-    stream.set_nonblocking(false)?;
     for mut bytes in [head.as_bytes(), body.as_bytes()] {
         while !bytes.is_empty() {
             stream.set_write_timeout(Some(time_left(deadline)?))?;

@@ -31,7 +31,7 @@ use sapi_core::{
 use sapi_wire::{MSG_LEN, Message, Profile};
 
 use admin::{AdminRequest, admin_socket_path};
-use resources::Resources;
+use resources::{Resources, WriterRoom};
 use server_mqs::{Posted, ServerMqs};
 
 /// Most elements taken from one server mq per wake-up, so one busy app cannot starve sockets.
@@ -185,8 +185,8 @@ pub struct Shell {
     polling_until: Option<Instant>,
     /// The fifos whose writer a relay found waiting for room (it asked for a dequeue
     /// notification and its fifo is full), and when: while one was found within
-    /// [`WRITER_WAIT_HURRY`], the loop polls at [`POLL_PAUSE_SHORT`]. An entry goes when the
-    /// RX relay over its fifo tells the writer there is room, when the fifo or its segment is
+    /// [`WRITER_WAIT_HURRY`], the loop polls at [`POLL_PAUSE_SHORT`]. An entry goes when a
+    /// relay over its fifo tells the writer there is room, when the fifo or its segment is
     /// freed, or when the polling window ends; one that ages past the bound (its reader
     /// stalled: nothing relays) no longer counts.
     writers_waiting: BTreeMap<sapi_core::FifoRef, Instant>,
@@ -618,25 +618,11 @@ impl Shell {
             }
             Action::RelayTx(relay) => {
                 let relayed = self.resources.relay_tx(&relay);
-                // Only an RX relay tells a writer there is room; a TX relay can only find it
-                // waiting (a TX that finds room is a writer that wrote, not one told).
-                if relayed.writer_waits {
-                    self.writers_waiting.insert(relay.data, Instant::now());
-                }
-                for (worker, e) in relayed.failed {
-                    self.post_failed(worker, e);
-                }
+                self.relayed(relay.data, relayed);
             }
             Action::RelayRx(relay) => {
                 let relayed = self.resources.relay_rx(&relay);
-                if relayed.writer_waits {
-                    self.writers_waiting.insert(relay.data, Instant::now());
-                } else {
-                    self.writers_waiting.remove(&relay.data);
-                }
-                for (worker, e) in relayed.failed {
-                    self.post_failed(worker, e);
-                }
+                self.relayed(relay.data, relayed);
             }
             Action::FreeSegment(id) => {
                 self.resources.free_segment(id);
@@ -669,6 +655,23 @@ impl Shell {
 
     /// A post that could not be queued: a gone worker is no one's concern; an app mq the app
     /// broke (corrupt headers) detaches that app.
+    /// What a relay over `fifo` did: the writer's wait (see `writers_waiting`), and the apps
+    /// whose mq refused a notification.
+    fn relayed(&mut self, fifo: sapi_core::FifoRef, relayed: resources::Relayed) {
+        match relayed.writer {
+            WriterRoom::Waits => {
+                self.writers_waiting.insert(fifo, Instant::now());
+            }
+            WriterRoom::Told => {
+                self.writers_waiting.remove(&fifo);
+            }
+            WriterRoom::Unchanged => {}
+        }
+        for (worker, e) in relayed.failed {
+            self.post_failed(worker, e);
+        }
+    }
+
     fn post_failed(&mut self, worker: sapi_core::WorkerKey, e: resources::PostError) {
         match e {
             resources::PostError::NoWorker => {}

@@ -75,14 +75,34 @@ pub enum PostError {
     Mq(#[from] MqError),
 }
 
+/// What a relay learnt of the writer's wait for room (it asked for a dequeue notification):
+/// the loop paces its polls by it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum WriterRoom {
+    /// Nothing new: the writer did not ask, or its fifo has room, or the relay sent nothing.
+    #[default]
+    Unchanged,
+    /// It asked and its fifo is full: the reader will be the one to tell it.
+    Waits,
+    /// It was just told there is room.
+    Told,
+}
+
 /// What a relay did.
 #[derive(Debug, Default)]
 pub struct Relayed {
-    /// The writer waits for room (see [`Resources::relay_tx`], [`Resources::relay_rx`]).
-    pub writer_waits: bool,
+    /// See [`WriterRoom`].
+    pub writer: WriterRoom,
     /// The notifications that could not be posted, each with the worker whose mq refused it:
     /// that app, and never the other of the pair, answers for it (once, when both are its).
     pub failed: Vec<(WorkerKey, PostError)>,
+}
+
+impl Relayed {
+    /// Whether the writer waits for room.
+    pub fn writer_waits(&self) -> bool {
+        self.writer == WriterRoom::Waits
+    }
 }
 
 /// Every shared-memory object of a running server.
@@ -387,8 +407,6 @@ impl Resources {
     }
 
     /// §8.3: relays a writer's TX over the pair's signal words and queues the notifications.
-    /// The writer waits for room when it asked for a dequeue notification and its fifo is full
-    /// (a hint for how soon the loop looks at the server mqs again).
     pub fn relay_tx(&mut self, r: &Relay) -> Relayed {
         let (outcome, writer_waits) = {
             let (Some(ws), Some(rs), Some(ds)) = (
@@ -414,16 +432,13 @@ impl Resources {
                 return Relayed::default();
             }
         };
-        let mut relayed = Relayed {
-            writer_waits,
-            failed: Vec::new(),
-        };
+        let mut relayed = Relayed::default();
         if outcome.tx_to_writer {
-            let writer = r.writer.worker;
+            relayed.writer = WriterRoom::Told;
             let tx = IoEvent::tx(r.writer.app_session_index);
-            if let Err(e) = self.post_io(writer, tx, None) {
-                relayed.failed.push((writer, e));
-            }
+            self.post_relayed(&mut relayed, r.writer.worker, tx, None);
+        } else if writer_waits {
+            relayed.writer = WriterRoom::Waits;
         }
         if outcome.rx_to_reader
             && let Some(reader) = r.reader
@@ -434,18 +449,29 @@ impl Resources {
             let claim =
                 (!self.faults.has(InjectedFault::RxWithoutHasEvent)).then_some(r.reader_signals);
             let rx = IoEvent::rx(reader.app_session_index);
-            if let Err(e) = self.post_io(reader.worker, rx, claim)
-                // Both ends of a pair may be one app's: it answers once.
-                && !relayed.failed.iter().any(|(w, _)| w.app == reader.worker.app)
-            {
-                relayed.failed.push((reader.worker, e));
-            }
+            self.post_relayed(&mut relayed, reader.worker, rx, claim);
         }
         relayed
     }
 
-    /// §8.5: relays a reader's dequeue notification to the writer. The writer still waits for
-    /// room when its fifo is still full (the reader was re-armed instead).
+    /// Posts one of a relay's notifications; a failure goes into `relayed`, charged to the
+    /// worker whose mq refused it (once per app: both ends of a pair may be one app's).
+    fn post_relayed(
+        &mut self,
+        relayed: &mut Relayed,
+        worker: WorkerKey,
+        event: IoEvent,
+        claim: Option<FifoRef>,
+    ) {
+        if let Err(e) = self.post_io(worker, event, claim)
+            && !relayed.failed.iter().any(|(w, _)| w.app == worker.app)
+        {
+            relayed.failed.push((worker, e));
+        }
+    }
+
+    /// §8.5: relays a reader's dequeue notification to the writer; while its fifo is still
+    /// full the reader is re-armed instead, and the writer still waits.
     pub fn relay_rx(&mut self, r: &Relay) -> Relayed {
         let outcome = {
             let (Some(ws), Some(rs), Some(ds)) = (
@@ -461,29 +487,17 @@ impl Resources {
                 || is_full(ds, r.data.offset),
             )
         };
+        let mut relayed = Relayed::default();
         match outcome {
             Ok(o) if o.tx_to_writer => {
-                let writer = r.writer.worker;
+                relayed.writer = WriterRoom::Told;
                 let tx = IoEvent::tx(r.writer.app_session_index);
-                Relayed {
-                    writer_waits: false,
-                    failed: self
-                        .post_io(writer, tx, None)
-                        .err()
-                        .map(|e| (writer, e))
-                        .into_iter()
-                        .collect(),
-                }
+                self.post_relayed(&mut relayed, r.writer.worker, tx, None);
             }
-            Ok(_) => Relayed {
-                writer_waits: true,
-                failed: Vec::new(),
-            },
-            Err(e) => {
-                self.warn_broken_relay(r, &e);
-                Relayed::default()
-            }
+            Ok(_) => relayed.writer = WriterRoom::Waits,
+            Err(e) => self.warn_broken_relay(r, &e),
         }
+        relayed
     }
 
     /// A relay over a fifo header an app broke sends nothing; the warning about it counts
@@ -687,7 +701,7 @@ mod tests {
                 .store(WANT_DEQ_NOTIF, sapi_shm::sync::Ordering::Release);
         };
         assert!(
-            !r.relay_tx(&relay).writer_waits,
+            !r.relay_tx(&relay).writer_waits(),
             "nothing asked, nothing full"
         );
         {
@@ -696,21 +710,24 @@ mod tests {
             assert_eq!(tx.enqueue(&[7u8; 4096]).expect("enqueue"), 4096, "fills A");
         }
         assert!(
-            !r.relay_tx(&relay).writer_waits,
+            !r.relay_tx(&relay).writer_waits(),
             "full, but the writer did not ask to be told"
         );
         ask_for_room(&r);
-        assert!(r.relay_tx(&relay).writer_waits, "full, and asked: it waits");
+        assert!(
+            r.relay_tx(&relay).writer_waits(),
+            "full, and asked: it waits"
+        );
         let no_reader = Relay {
             reader: None,
             ..relay
         };
         assert!(
-            !r.relay_tx(&no_reader).writer_waits,
+            !r.relay_tx(&no_reader).writer_waits(),
             "no reader can answer: no wait to hurry"
         );
         assert!(
-            r.relay_rx(&relay).writer_waits,
+            r.relay_rx(&relay).writer_waits(),
             "a notification while still full"
         );
         {
@@ -723,7 +740,7 @@ mod tests {
             );
         }
         assert!(
-            !r.relay_rx(&relay).writer_waits,
+            !r.relay_rx(&relay).writer_waits(),
             "told there is room: no longer waits"
         );
         assert_eq!(
@@ -733,7 +750,7 @@ mod tests {
         );
         ask_for_room(&r);
         assert!(
-            !r.relay_tx(&relay).writer_waits,
+            !r.relay_tx(&relay).writer_waits(),
             "asked, but 3 KiB of 4 are used: the writer has room"
         );
     }
